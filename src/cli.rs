@@ -1,0 +1,343 @@
+//! The command line: clap definitions, turning arguments into library requests, and
+//! printing results for humans (stdout for results, stderr for notes and warnings) or,
+//! with `--json`, as one JSON object per command on stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use castoff::{BumpRequest, Error, InitOptions, Level, Project, WriteOptions};
+
+/// Cut multi-arch releases with one command.
+#[derive(Debug, Parser)]
+#[command(
+    name = "castoff",
+    version,
+    about,
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Run as if castoff was started in DIR.
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    directory: Option<PathBuf>,
+    /// Use this castoff.toml instead of searching for one; its directory is the project root.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print only results, warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print more detail (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write castoff.toml for this directory, create VERSION 0.1.0 if missing, and record
+    /// the source baseline.
+    Init {
+        /// Overwrite an existing castoff.toml.
+        #[arg(long)]
+        force: bool,
+        /// Show what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the current version and nothing else.
+    Version,
+    /// List the tracked sources added, modified or removed since the baseline.
+    Status {
+        /// Exit 3 when a bump is due, 0 when none is.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Raise the version: major, minor or patch; release (drop the prerelease); or auto
+    /// (patch, only when tracked sources changed).
+    Bump {
+        #[arg(value_enum)]
+        level: BumpLevel,
+        /// Start or advance a prerelease with this label, e.g. rc (1.3.0-rc.1 → 1.3.0-rc.2).
+        #[arg(long, value_name = "LABEL")]
+        pre: Option<String>,
+        /// Show the new version and the changed sources; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BumpLevel {
+    Major,
+    Minor,
+    Patch,
+    Release,
+    Auto,
+}
+
+/// Where output goes and how much of it.
+struct Output {
+    json: bool,
+    quiet: bool,
+    verbose: u8,
+}
+
+impl Output {
+    fn warn(&self, message: &str) {
+        if !self.json || self.verbose > 0 {
+            eprintln!("warning: {message}");
+        }
+    }
+
+    fn note(&self, message: &str) {
+        if !self.quiet && !self.json {
+            eprintln!("{message}");
+        }
+    }
+
+    fn detail(&self, message: &str) {
+        if self.verbose > 0 {
+            eprintln!("{message}");
+        }
+    }
+
+    /// Print a command's result: `human` lines on stdout, or `value` as one JSON line.
+    fn result(
+        &self,
+        value: &impl Serialize,
+        human: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> anyhow::Result<()> {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        if self.json {
+            serde_json::to_writer(&mut out, value).context("writing JSON to stdout")?;
+            writeln!(out).context("writing to stdout")?;
+        } else {
+            human(&mut out).context("writing to stdout")?;
+        }
+        out.flush().context("writing to stdout")
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let output = Output {
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+    };
+    match run(cli, &output) {
+        Ok(code) => code,
+        Err(error) => report_error(&error, &output),
+    }
+}
+
+fn report_error(error: &anyhow::Error, output: &Output) -> ExitCode {
+    let typed = error.downcast_ref::<Error>();
+    let code = typed.map(Error::exit_code).unwrap_or(1);
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    let hint = typed.and_then(Error::hint);
+    if let Some(hint) = &hint {
+        eprintln!("  hint: {hint}");
+    }
+    if output.json {
+        let json = serde_json::json!({
+            "error": {
+                "message": error.to_string(),
+                "location": typed.and_then(Error::location),
+                "hint": hint,
+                "exit_code": code,
+            }
+        });
+        println!("{json}");
+    }
+    ExitCode::from(code)
+}
+
+fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let start = match &cli.global.directory {
+        Some(dir) => {
+            let dir = cwd.join(dir);
+            if !dir.is_dir() {
+                return Err(Error::usage(
+                    format!("-C {}: no such directory", dir.display()),
+                    "pass an existing directory to -C",
+                )
+                .into());
+            }
+            dir
+        }
+        None => cwd,
+    };
+    let open = || Project::open(&start, cli.global.config.as_deref());
+
+    match cli.command {
+        Command::Init { force, dry_run } => {
+            let outcome = castoff::init(&start, InitOptions { force, dry_run })?;
+            output.result(&outcome, |out| {
+                if outcome.dry_run {
+                    writeln!(out, "dry run: would write {}", outcome.written.join(", "))?;
+                    writeln!(out, "--- castoff.toml ---\n{}", outcome.config)?;
+                } else {
+                    writeln!(out, "wrote {}", outcome.written.join(", "))?;
+                }
+                if !outcome.kept.is_empty() {
+                    writeln!(
+                        out,
+                        "kept {} (version {})",
+                        outcome.kept.join(", "),
+                        outcome.version
+                    )?;
+                }
+                writeln!(out, "tracking: {}", display_list(&outcome.sources))
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            let version = open()?.read_version()?.version;
+            output.result(
+                &serde_json::json!({ "version": version.to_string() }),
+                |out| writeln!(out, "{version}"),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { check } => {
+            let status = open()?.status()?;
+            status.warnings.iter().for_each(|w| output.warn(w));
+            output.detail(&format!(
+                "scanned {} tracked file(s): {} hashed, {}",
+                status.stats.files,
+                status.stats.hashed,
+                if status.stats.walked {
+                    "directories walked"
+                } else {
+                    "no directory changed (stat cache)"
+                }
+            ));
+            output.result(&status, |out| {
+                for (letter, path) in status.changes.listed() {
+                    writeln!(out, "{letter} {path}")?;
+                }
+                Ok(())
+            })?;
+            let summary = if status.no_sources {
+                format!(
+                    "{}: no sources are tracked, so no bump is ever due",
+                    status.version
+                )
+            } else if let Some(target) = &status.interrupted_bump {
+                format!(
+                    "{}: a bump to {target} was interrupted; the next `castoff bump` finishes it",
+                    status.version
+                )
+            } else if status.raised_by_hand {
+                format!(
+                    "{}: VERSION was raised by hand; `castoff bump auto` records the baseline",
+                    status.version
+                )
+            } else if !status.has_baseline {
+                format!(
+                    "{}: no source baseline yet, so every tracked file counts as added; `castoff bump` records one",
+                    status.version
+                )
+            } else if status.bump_due {
+                format!(
+                    "{}: {} tracked source(s) changed; a bump is due",
+                    status.version,
+                    status.changes.len()
+                )
+            } else {
+                format!(
+                    "{}: {} tracked source(s), none changed since the baseline",
+                    status.version, status.tracked
+                )
+            };
+            output.note(&summary);
+            Ok(if check && status.bump_due {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Bump {
+            level,
+            pre,
+            dry_run,
+        } => {
+            let request =
+                match (level, pre) {
+                    (BumpLevel::Major, pre) => BumpRequest::Level {
+                        level: Level::Major,
+                        pre,
+                    },
+                    (BumpLevel::Minor, pre) => BumpRequest::Level {
+                        level: Level::Minor,
+                        pre,
+                    },
+                    (BumpLevel::Patch, pre) => BumpRequest::Level {
+                        level: Level::Patch,
+                        pre,
+                    },
+                    (BumpLevel::Release, None) => BumpRequest::Release,
+                    (BumpLevel::Auto, None) => BumpRequest::Auto,
+                    (other, Some(_)) => return Err(Error::usage(
+                        format!(
+                            "--pre cannot be used with `bump {}`",
+                            format!("{other:?}").to_lowercase()
+                        ),
+                        "use --pre with major, minor or patch, e.g. `castoff bump minor --pre rc`",
+                    )
+                    .into()),
+                };
+            let outcome = open()?.bump(&request, WriteOptions { dry_run })?;
+            outcome.warnings.iter().for_each(|w| output.warn(w));
+            output.result(&outcome, |out| {
+                for (letter, path) in outcome.changes.listed() {
+                    writeln!(out, "{letter} {path}")?;
+                }
+                let prefix = if outcome.dry_run {
+                    "dry run: would bump"
+                } else {
+                    "bumped"
+                };
+                if outcome.bumped {
+                    writeln!(
+                        out,
+                        "{prefix} {} → {} ({})",
+                        outcome.previous, outcome.version, outcome.reason
+                    )
+                } else {
+                    writeln!(out, "{} unchanged: {}", outcome.version, outcome.reason)
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn display_list(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing yet (edit [version] sources in castoff.toml)".into()
+    } else {
+        items.join(", ")
+    }
+}

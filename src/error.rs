@@ -1,0 +1,163 @@
+//! Typed errors and the exit codes they map to.
+//!
+//! Every error a user can cause says three things: what was wrong, where (file, line or
+//! key), and how to fix it. The CLI prints `error: <what>` and `hint: <fix>`; `--json`
+//! emits the same fields. Exit codes follow DESIGN.md: 1 a step failed, 2 usage or
+//! configuration error (nothing changed), 3 a `--check` found work to do.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where a problem sits: a file, optionally a line in it, optionally a config key path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl Location {
+    pub fn file(file: impl Into<PathBuf>) -> Self {
+        Location {
+            file: file.into(),
+            line: None,
+            key: None,
+        }
+    }
+
+    pub fn with_line(mut self, line: usize) -> Self {
+        self.line = Some(line);
+        self
+    }
+
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, " (key `{key}`)")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input the user controls (castoff.toml, VERSION, the baseline, arguments) is wrong.
+    #[error("{location}: {problem}")]
+    Invalid {
+        location: Location,
+        problem: String,
+        hint: String,
+    },
+
+    /// The command line asks for something that cannot be done as asked.
+    #[error("{problem}")]
+    Usage { problem: String, hint: String },
+
+    /// A file operation failed for a reason outside the user's input (permissions, disk).
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A bug in castoff itself; never caused by input.
+    #[error("internal error: {0}")]
+    Internal(String),
+
+    /// Another castoff holds the project lock for longer than we are willing to wait.
+    #[error("{} is held by another castoff ({holder})", path.display())]
+    Locked { path: PathBuf, holder: String },
+}
+
+impl Error {
+    pub fn invalid(
+        location: Location,
+        problem: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Error::Invalid {
+            location,
+            problem: problem.into(),
+            hint: hint.into(),
+        }
+    }
+
+    pub fn usage(problem: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Usage {
+            problem: problem.into(),
+            hint: hint.into(),
+        }
+    }
+
+    pub fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// How to fix it, when there is something the user can do.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Invalid { hint, .. } | Error::Usage { hint, .. } => Some(hint.clone()),
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
+                Some("check the file's permissions and the user castoff runs as".into())
+            }
+            Error::Io { .. } => None,
+            Error::Internal(_) => {
+                Some("this is a castoff bug; please report it with the command you ran".into())
+            }
+            Error::Locked { .. } => Some(
+                "wait for the other castoff to finish, or stop it if it is stuck; \
+                 the lock is released when its process exits"
+                    .into(),
+            ),
+        }
+    }
+
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Error::Invalid { location, .. } => Some(location),
+            _ => None,
+        }
+    }
+
+    /// Exit code per DESIGN.md: 2 for anything the user must fix before retrying.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Invalid { .. } | Error::Usage { .. } => 2,
+            Error::Io { .. } | Error::Locked { .. } | Error::Internal(_) => 1,
+        }
+    }
+}
+
+/// Attach a path and the attempted action to an `io::Result`.
+pub trait IoContext<T> {
+    fn with_path(self, action: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn with_path(self, action: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|source| Error::io(action, path, source))
+    }
+}

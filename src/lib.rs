@@ -1,0 +1,29 @@
+//! castoff cuts multi-arch releases with one command: it bumps `VERSION` when the
+//! sources it depends on change, and (in later milestones) builds per-platform images,
+//! joins them into image indexes, and packs and pushes NuGet packages.
+//!
+//! This is the library a project's own `cargo xtask release` calls; the `castoff` binary
+//! is a thin command line over the same API.
+//!
+//! ```no_run
+//! use castoff::{BumpRequest, Level, Project, WriteOptions};
+//! let project = Project::open(std::path::Path::new("."), None)?;
+//! let outcome = project.bump(&BumpRequest::Level { level: Level::Minor, pre: None }, WriteOptions::default())?;
+//! println!("{} -> {}", outcome.previous, outcome.version);
+//! # Ok::<(), castoff::Error>(())
+//! ```
+
+pub mod config;
+pub mod error;
+mod fsutil;
+pub mod init;
+mod placeholders;
+pub mod project;
+mod render;
+pub mod sources;
+pub mod version;
+
+pub use error::{Error, Location, Result};
+pub use init::{init, InitOptions, InitOutcome};
+pub use project::{BumpOutcome, Project, Status, WriteOptions};
+pub use version::{BumpRequest, Level};

@@ -1,0 +1,7 @@
+//! The `castoff` command: parse the arguments, run, turn the outcome into an exit code.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,296 @@
+//! A castoff project: its root, its validated config, and the version operations a
+//! developer, CI job or xtask asks for (`version`, `status`, `bump`).
+//!
+//! Writes go through one sequence, under the project lock:
+//! baseline (recording the new version) first, then VERSION. If castoff dies between
+//! the two, the baseline names a version newer than VERSION; the next bump sees that,
+//! finishes the interrupted bump and stops, so a re-run never bumps twice.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use semver::Version;
+use serde::Serialize;
+
+use crate::config::{self, Config, CONFIG_FILE};
+use crate::error::{Error, IoContext, Location, Result};
+use crate::sources::{Changes, Scan, Sources};
+use crate::version::{self, BumpRequest, ProjectLock, VersionFile};
+
+pub const LOCK_FILE: &str = ".castoff/lock";
+/// Keeps castoff's private files out of git; the baseline stays committed.
+pub const CASTOFF_GITIGNORE: (&str, &str) = (".castoff/.gitignore", "cache/\nlock\n");
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    pub config: Config,
+    /// castoff.toml as shown in messages; `None` when running on the embedded defaults.
+    pub config_file: Option<PathBuf>,
+}
+
+/// What `castoff status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub version: String,
+    pub tracked: usize,
+    pub changes: Changes,
+    /// A `castoff bump auto` would raise the version.
+    pub bump_due: bool,
+    pub has_baseline: bool,
+    /// `[version] sources` is empty, so nothing can call for a bump.
+    pub no_sources: bool,
+    /// Set when VERSION was raised by hand after the baseline was recorded.
+    pub raised_by_hand: bool,
+    /// Set when a bump to this version was interrupted; the next bump finishes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_bump: Option<String>,
+    pub warnings: Vec<String>,
+    pub stats: crate::sources::ScanStats,
+}
+
+/// Options for writing commands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Compute and report, write nothing (not even the stat cache or the lock file).
+    pub dry_run: bool,
+}
+
+/// What `castoff bump` did (or, in a dry run, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct BumpOutcome {
+    pub previous: String,
+    pub version: String,
+    /// The git tag for `version`, from `[version] tag`.
+    pub tag: String,
+    pub bumped: bool,
+    /// One line saying why, for humans and logs.
+    pub reason: String,
+    /// The tracked sources that changed since the baseline.
+    pub changes: Changes,
+    pub dry_run: bool,
+    pub warnings: Vec<String>,
+}
+
+impl Project {
+    /// Open the project that contains `start` (see [`config::locate`]).
+    pub fn open(start: &Path, explicit_config: Option<&Path>) -> Result<Project> {
+        let located = config::locate(start, explicit_config)?;
+        let (config, config_file) = match &located.file {
+            Some(file) => {
+                let shown = shown_path(&located.root, file);
+                let text = fs::read(file).with_path("read", file)?;
+                let text = String::from_utf8(text).map_err(|_| {
+                    Error::invalid(
+                        Location::file(&shown),
+                        "castoff.toml is not UTF-8 text",
+                        "save it as UTF-8",
+                    )
+                })?;
+                (Config::parse(&text, &shown)?, Some(shown))
+            }
+            None => (Config::default(), None),
+        };
+        let project = Project {
+            root: located.root,
+            config,
+            config_file,
+        };
+        project.check_version_file_inside()?;
+        Ok(project)
+    }
+
+    /// castoff.toml as named in messages (the file name even when it does not exist).
+    pub fn config_shown(&self) -> PathBuf {
+        self.config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(CONFIG_FILE))
+    }
+
+    pub fn version_path(&self) -> PathBuf {
+        self.root.join(&self.config.version.file)
+    }
+
+    /// A VERSION that is a symlink out of the project would let a bump write elsewhere.
+    fn check_version_file_inside(&self) -> Result<()> {
+        let path = self.version_path();
+        let (Ok(root), Ok(real)) = (self.root.canonicalize(), path.canonicalize()) else {
+            return Ok(()); // a missing VERSION is reported when it is read
+        };
+        if !real.starts_with(&root) {
+            return Err(Error::invalid(
+                Location::file(self.config_shown()).with_key("version.file"),
+                format!("{} resolves to {}, outside the project", self.config.version.file, real.display()),
+                "point [version] file at a regular file inside the project, not a symlink out of it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The git tag for `version`, from the `[version] tag` template (validated on load).
+    pub fn tag_for(&self, version: &Version) -> String {
+        crate::placeholders::expand(&self.config.version.tag, |name| {
+            crate::placeholders::version_value(version, name)
+        })
+        .unwrap_or_else(|_| format!("v{version}"))
+    }
+
+    /// Take the project lock (see [`ProjectLock`]); held until the value is dropped.
+    pub fn lock(&self, purpose: &str) -> Result<ProjectLock> {
+        lock_root(&self.root, purpose)
+    }
+
+    pub fn read_version(&self) -> Result<VersionFile> {
+        VersionFile::read(&self.version_path(), Path::new(&self.config.version.file))
+    }
+
+    pub fn sources(&self) -> Result<Sources> {
+        Sources::new(&self.root, &self.config.version, &self.config_shown())
+    }
+
+    /// Compare the tracked sources with the baseline. Updates the stat cache only.
+    pub fn status(&self) -> Result<Status> {
+        let version = self.read_version()?.version;
+        let sources = self.sources()?;
+        let scan = sources.scan(true)?;
+        let mut warnings = scan.warnings.clone();
+        if sources.is_empty() {
+            warnings.push(format!(
+                "no sources are tracked: list them in {} under [version] sources",
+                self.config_shown().display()
+            ));
+        }
+        let interrupted = interrupted_bump(&version, &scan);
+        let raised_by_hand = raised_by_hand(&version, &scan);
+        Ok(Status {
+            version: version.to_string(),
+            tracked: scan.tracked.len(),
+            bump_due: !scan.changes.is_empty() && interrupted.is_none() && !raised_by_hand,
+            has_baseline: scan.baseline_version.is_some(),
+            no_sources: sources.is_empty(),
+            raised_by_hand,
+            interrupted_bump: interrupted.map(|v| v.to_string()),
+            changes: scan.changes,
+            warnings,
+            stats: scan.stats,
+        })
+    }
+
+    /// Bump VERSION as `request` says and record the new source baseline.
+    pub fn bump(&self, request: &BumpRequest, options: WriteOptions) -> Result<BumpOutcome> {
+        let _lock = if options.dry_run {
+            None
+        } else {
+            let lock = self.lock(&format!("castoff bump {request}"))?;
+            ensure_castoff_gitignore(&self.root)?;
+            Some(lock)
+        };
+        let mut file = self.read_version()?;
+        let current = file.version.clone();
+        let sources = self.sources()?;
+        let scan = sources.scan(!options.dry_run)?;
+        let outcome = |version: &Version, bumped: bool, reason: String| BumpOutcome {
+            previous: current.to_string(),
+            version: version.to_string(),
+            tag: self.tag_for(version),
+            bumped,
+            reason,
+            changes: scan.changes.clone(),
+            dry_run: options.dry_run,
+            warnings: scan.warnings.clone(),
+        };
+
+        if let Some(target) = interrupted_bump(&current, &scan) {
+            if !options.dry_run {
+                file.write(&target)?;
+            }
+            return Ok(outcome(
+                &target,
+                true,
+                format!("finished an interrupted bump to {target}; not bumping again"),
+            ));
+        }
+
+        let next = match request {
+            BumpRequest::Auto if raised_by_hand(&current, &scan) => {
+                if !options.dry_run {
+                    sources.record_baseline(&scan, &current)?;
+                }
+                return Ok(outcome(
+                    &current,
+                    false,
+                    format!("VERSION was raised by hand to {current}; recorded the source baseline for it"),
+                ));
+            }
+            BumpRequest::Auto if scan.changes.is_empty() => {
+                let reason = if sources.is_empty() {
+                    format!(
+                        "no sources are tracked ([version] sources in {})",
+                        self.config_shown().display()
+                    )
+                } else {
+                    format!(
+                        "no tracked source changed since the baseline ({} files)",
+                        scan.tracked.len()
+                    )
+                };
+                return Ok(outcome(&current, false, reason));
+            }
+            _ => version::next_version(&current, request).map_err(|e| {
+                let hint = e.hint();
+                Error::invalid(
+                    Location::file(&self.config.version.file).with_line(1),
+                    e.to_string(),
+                    hint,
+                )
+            })?,
+        };
+        let reason = match request {
+            BumpRequest::Auto => format!("{} tracked source(s) changed", scan.changes.len()),
+            other => format!("bump {other}"),
+        };
+        if !options.dry_run {
+            sources.record_baseline(&scan, &next)?;
+            file.write(&next)?;
+        }
+        Ok(outcome(&next, true, reason))
+    }
+}
+
+/// The baseline was recorded for a newer version than VERSION holds: a bump wrote the
+/// baseline and died before writing VERSION.
+fn interrupted_bump(current: &Version, scan: &Scan) -> Option<Version> {
+    scan.baseline_version
+        .clone()
+        .filter(|recorded| recorded > current)
+}
+
+/// VERSION is newer than the version the baseline was recorded for: someone edited it.
+/// Like make, a target newer than its prerequisites is up to date.
+fn raised_by_hand(current: &Version, scan: &Scan) -> bool {
+    scan.baseline_version
+        .as_ref()
+        .is_some_and(|recorded| recorded < current)
+}
+
+/// Take the project lock of the project rooted at `root`.
+pub fn lock_root(root: &Path, purpose: &str) -> Result<ProjectLock> {
+    ProjectLock::acquire(&root.join(LOCK_FILE), purpose, version::lock::DEFAULT_WAIT)
+}
+
+/// `path` relative to `root` when it is inside it, for short messages.
+pub fn shown_path(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Ensure `.castoff/.gitignore` exists so the cache and lock stay out of commits.
+pub fn ensure_castoff_gitignore(root: &Path) -> Result<()> {
+    let (name, contents) = CASTOFF_GITIGNORE;
+    let path = root.join(name);
+    if !path.exists() {
+        crate::fsutil::write_atomic(&path, contents.as_bytes())?;
+    }
+    Ok(())
+}
