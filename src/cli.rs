@@ -14,13 +14,7 @@ use castoff::{BumpRequest, Error, InitOptions, Level, Project, WriteOptions};
 
 /// Cut multi-arch releases with one command.
 #[derive(Debug, Parser)]
-#[command(
-    name = "castoff",
-    version,
-    about,
-    propagate_version = true,
-    disable_help_subcommand = true
-)]
+#[command(name = "castoff", version, about, propagate_version = true, disable_help_subcommand = true)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -135,16 +129,35 @@ impl Output {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let output = Output {
-        json: cli.global.json,
-        quiet: cli.global.quiet,
-        verbose: cli.global.verbose,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return argument_error(error),
     };
+    let output = Output { json: cli.global.json, quiet: cli.global.quiet, verbose: cli.global.verbose };
     match run(cli, &output) {
         Ok(code) => code,
         Err(error) => report_error(&error, &output),
     }
+}
+
+/// clap's own messages for help and --version, and bad arguments reported under the
+/// same contract as every other error: a hint, exit 2, and a JSON object with --json.
+fn argument_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = error.render().to_string();
+    let message = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_string();
+    let hint = "run `castoff --help`, or `castoff <command> --help`, for the commands and options";
+    eprint!("{rendered}");
+    eprintln!("  hint: {hint}");
+    if std::env::args_os().any(|arg| arg == "--json") {
+        let json = serde_json::json!({ "error": { "message": message, "hint": hint, "exit_code": 2 } });
+        println!("{json}");
+    }
+    ExitCode::from(2)
 }
 
 fn report_error(error: &anyhow::Error, output: &Output) -> ExitCode {
@@ -201,12 +214,7 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
                     writeln!(out, "wrote {}", outcome.written.join(", "))?;
                 }
                 if !outcome.kept.is_empty() {
-                    writeln!(
-                        out,
-                        "kept {} (version {})",
-                        outcome.kept.join(", "),
-                        outcome.version
-                    )?;
+                    writeln!(out, "kept {} (version {})", outcome.kept.join(", "), outcome.version)?;
                 }
                 writeln!(out, "tracking: {}", display_list(&outcome.sources))
             })?;
@@ -214,10 +222,7 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
         }
         Command::Version => {
             let version = open()?.read_version()?.version;
-            output.result(
-                &serde_json::json!({ "version": version.to_string() }),
-                |out| writeln!(out, "{version}"),
-            )?;
+            output.result(&serde_json::json!({ "version": version.to_string() }), |out| writeln!(out, "{version}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { check } => {
@@ -227,11 +232,7 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
                 "scanned {} tracked file(s): {} hashed, {}",
                 status.stats.files,
                 status.stats.hashed,
-                if status.stats.walked {
-                    "directories walked"
-                } else {
-                    "no directory changed (stat cache)"
-                }
+                if status.stats.walked { "directories walked" } else { "no directory changed (stat cache)" }
             ));
             output.result(&status, |out| {
                 for (letter, path) in status.changes.listed() {
@@ -240,91 +241,48 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
                 Ok(())
             })?;
             let summary = if status.no_sources {
-                format!(
-                    "{}: no sources are tracked, so no bump is ever due",
-                    status.version
-                )
+                format!("{}: no sources are tracked, so no bump is ever due", status.version)
             } else if let Some(target) = &status.interrupted_bump {
-                format!(
-                    "{}: a bump to {target} was interrupted; the next `castoff bump` finishes it",
-                    status.version
-                )
+                format!("{}: a bump to {target} was interrupted; the next `castoff bump` finishes it", status.version)
             } else if status.raised_by_hand {
-                format!(
-                    "{}: VERSION was raised by hand; `castoff bump auto` records the baseline",
-                    status.version
-                )
+                format!("{}: VERSION was raised by hand; `castoff bump auto` records the baseline", status.version)
             } else if !status.has_baseline {
                 format!(
                     "{}: no source baseline yet, so every tracked file counts as added; `castoff bump` records one",
                     status.version
                 )
             } else if status.bump_due {
-                format!(
-                    "{}: {} tracked source(s) changed; a bump is due",
-                    status.version,
-                    status.changes.len()
-                )
+                format!("{}: {} tracked source(s) changed; a bump is due", status.version, status.changes.len())
             } else {
-                format!(
-                    "{}: {} tracked source(s), none changed since the baseline",
-                    status.version, status.tracked
-                )
+                format!("{}: {} tracked source(s), none changed since the baseline", status.version, status.tracked)
             };
             output.note(&summary);
-            Ok(if check && status.bump_due {
-                ExitCode::from(3)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(if check && status.bump_due { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
-        Command::Bump {
-            level,
-            pre,
-            dry_run,
-        } => {
-            let request =
-                match (level, pre) {
-                    (BumpLevel::Major, pre) => BumpRequest::Level {
-                        level: Level::Major,
-                        pre,
-                    },
-                    (BumpLevel::Minor, pre) => BumpRequest::Level {
-                        level: Level::Minor,
-                        pre,
-                    },
-                    (BumpLevel::Patch, pre) => BumpRequest::Level {
-                        level: Level::Patch,
-                        pre,
-                    },
-                    (BumpLevel::Release, None) => BumpRequest::Release,
-                    (BumpLevel::Auto, None) => BumpRequest::Auto,
-                    (other, Some(_)) => return Err(Error::usage(
-                        format!(
-                            "--pre cannot be used with `bump {}`",
-                            format!("{other:?}").to_lowercase()
-                        ),
+        Command::Bump { level, pre, dry_run } => {
+            let request = match (level, pre) {
+                (BumpLevel::Major, pre) => BumpRequest::Level { level: Level::Major, pre },
+                (BumpLevel::Minor, pre) => BumpRequest::Level { level: Level::Minor, pre },
+                (BumpLevel::Patch, pre) => BumpRequest::Level { level: Level::Patch, pre },
+                (BumpLevel::Release, None) => BumpRequest::Release,
+                (BumpLevel::Auto, None) => BumpRequest::Auto,
+                (other, Some(_)) => {
+                    return Err(Error::usage(
+                        format!("--pre cannot be used with `bump {}`", format!("{other:?}").to_lowercase()),
                         "use --pre with major, minor or patch, e.g. `castoff bump minor --pre rc`",
                     )
-                    .into()),
-                };
+                    .into())
+                }
+            };
             let outcome = open()?.bump(&request, WriteOptions { dry_run })?;
             outcome.warnings.iter().for_each(|w| output.warn(w));
             output.result(&outcome, |out| {
                 for (letter, path) in outcome.changes.listed() {
                     writeln!(out, "{letter} {path}")?;
                 }
-                let prefix = if outcome.dry_run {
-                    "dry run: would bump"
-                } else {
-                    "bumped"
-                };
+                let prefix = if outcome.dry_run { "dry run: would bump" } else { "bumped" };
                 if outcome.bumped {
-                    writeln!(
-                        out,
-                        "{prefix} {} → {} ({})",
-                        outcome.previous, outcome.version, outcome.reason
-                    )
+                    writeln!(out, "{prefix} {} → {} ({})", outcome.previous, outcome.version, outcome.reason)
                 } else {
                     writeln!(out, "{} unchanged: {}", outcome.version, outcome.reason)
                 }

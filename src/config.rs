@@ -69,11 +69,8 @@ impl Config {
     /// Parse and validate castoff.toml text. `shown` names the file in errors.
     pub fn parse(text: &str, shown: &Path) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(&e, text, shown))?;
-        let at = |key: &str, span: Range<usize>| {
-            Location::file(shown)
-                .with_line(line_of(text, span.start))
-                .with_key(key)
-        };
+        let at =
+            |key: &str, span: Range<usize>| Location::file(shown).with_line(line_of(text, span.start)).with_key(key);
         let defaults = Config::default().version;
 
         let file = match raw.version.file {
@@ -97,8 +94,7 @@ impl Config {
             for item in list.unwrap_or_default() {
                 let span = item.span();
                 let pattern = item.into_inner();
-                check_glob(&pattern)
-                    .map_err(|(problem, hint)| Error::invalid(at(key, span), problem, hint))?;
+                check_glob(&pattern).map_err(|(problem, hint)| Error::invalid(at(key, span), problem, hint))?;
                 out.push(pattern);
             }
             Ok(out)
@@ -110,22 +106,14 @@ impl Config {
             Some(tag) => {
                 let span = tag.span();
                 let tag = tag.into_inner();
-                check_tag_template(&tag).map_err(|(problem, hint)| {
-                    Error::invalid(at("version.tag", span), problem, hint)
-                })?;
+                check_tag_template(&tag)
+                    .map_err(|(problem, hint)| Error::invalid(at("version.tag", span), problem, hint))?;
                 tag
             }
             None => defaults.tag,
         };
 
-        Ok(Config {
-            version: VersionConfig {
-                file,
-                sources,
-                exclude,
-                tag,
-            },
-        })
+        Ok(Config { version: VersionConfig { file, sources, exclude, tag } })
     }
 }
 
@@ -134,20 +122,11 @@ fn syntax_error(error: &toml::de::Error, text: &str, shown: &Path) -> Error {
     let offset = error.span().map(|s| s.start).unwrap_or(0);
     let mut location = Location::file(shown).with_line(line_of(text, offset));
     let message = error.message().trim().to_string();
-    if let Some(field) = message
-        .strip_prefix("unknown field `")
-        .and_then(|m| m.split('`').next())
-    {
+    if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
         let table = enclosing_table(text, offset);
-        let key = if table.is_empty() {
-            field.to_string()
-        } else {
-            format!("{table}.{field}")
-        };
+        let key = if table.is_empty() { field.to_string() } else { format!("{table}.{field}") };
         location = location.with_key(key.clone());
-        let expected = message
-            .split_once(", expected ")
-            .map(|(_, e)| e.to_string());
+        let expected = message.split_once(", expected ").map(|(_, e)| e.to_string());
         let hint = match expected {
             Some(expected) => format!("remove or rename `{key}`; expected {expected}"),
             None => format!("remove `{key}`: this table takes no keys"),
@@ -164,11 +143,7 @@ fn syntax_error(error: &toml::de::Error, text: &str, shown: &Path) -> Error {
 /// 1-based line number of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// The `[table]` header in force at `offset`, or "" at the top level.
@@ -180,12 +155,7 @@ fn enclosing_table(text: &str, offset: usize) -> String {
         .rev()
         .map(str::trim)
         .find(|line| line.starts_with('['))
-        .map(|header| {
-            header
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string()
-        })
+        .map(|header| header.trim_matches(|c| c == '[' || c == ']').trim().to_string())
         .unwrap_or_default()
 }
 
@@ -197,9 +167,7 @@ pub fn check_inside_project(path: &str) -> std::result::Result<(), String> {
     }
     let p = Path::new(path);
     if p.is_absolute() || path.starts_with('/') || path.starts_with('\\') {
-        return Err(format!(
-            "`{path}` is absolute; it points outside the project"
-        ));
+        return Err(format!("`{path}` is absolute; it points outside the project"));
     }
     let mut depth: i64 = 0;
     for component in p.components() {
@@ -208,9 +176,7 @@ pub fn check_inside_project(path: &str) -> std::result::Result<(), String> {
             Component::Normal(_) => depth += 1,
             Component::CurDir => {}
             Component::RootDir | Component::Prefix(_) => {
-                return Err(format!(
-                    "`{path}` is absolute; it points outside the project"
-                ))
+                return Err(format!("`{path}` is absolute; it points outside the project"))
             }
         }
         if depth < 0 {
@@ -238,10 +204,7 @@ pub fn normalise(path: &str) -> String {
 fn check_glob(pattern: &str) -> std::result::Result<(), (String, String)> {
     let inside_hint = "write globs relative to the project root, e.g. \"src/**/*.py\"";
     if pattern.split(['/', '\\']).any(|part| part == "..") {
-        return Err((
-            format!("`{pattern}` uses `..`, which leaves the project"),
-            inside_hint.into(),
-        ));
+        return Err((format!("`{pattern}` uses `..`, which leaves the project"), inside_hint.into()));
     }
     check_inside_project(pattern).map_err(|problem| (problem, inside_hint.to_string()))?;
     globset::Glob::new(pattern).map_err(|e| {
@@ -257,16 +220,10 @@ fn check_tag_template(tag: &str) -> std::result::Result<(), (String, String)> {
     let allowed = placeholders::VERSION_PLACEHOLDERS.join("}, {");
     match placeholders::validate(tag, placeholders::VERSION_PLACEHOLDERS) {
         Err(TemplateError::Unknown(name)) => {
-            return Err((
-                format!("unknown placeholder `{{{name}}}` in `{tag}`"),
-                format!("use one of {{{allowed}}}"),
-            ))
+            return Err((format!("unknown placeholder `{{{name}}}` in `{tag}`"), format!("use one of {{{allowed}}}")))
         }
         Err(TemplateError::Unclosed) => {
-            return Err((
-                format!("`{tag}` has a `{{` without its `}}`"),
-                format!("use e.g. \"v{{version}}\""),
-            ))
+            return Err((format!("`{tag}` has a `{{` without its `}}`"), "use e.g. \"v{version}\"".to_string()))
         }
         Ok(()) => {}
     }
@@ -277,10 +234,7 @@ fn check_tag_template(tag: &str) -> std::result::Result<(), (String, String)> {
         ));
     }
     let bad = [' ', '~', '^', ':', '?', '*', '[', '\\'];
-    if tag.chars().any(|c| bad.contains(&c) || c.is_control())
-        || tag.contains("..")
-        || tag.starts_with('-')
-    {
+    if tag.chars().any(|c| bad.contains(&c) || c.is_control()) || tag.contains("..") || tag.starts_with('-') {
         return Err((
             format!("`{tag}` cannot be a git tag name"),
             "git tags may not contain spaces, `..`, or any of ~ ^ : ? * [ \\".into(),
@@ -301,42 +255,26 @@ pub struct Located {
 /// `start` and the embedded defaults apply.
 pub fn locate(start: &Path, explicit: Option<&Path>) -> Result<Located> {
     if let Some(file) = explicit {
-        let file = if file.is_absolute() {
-            file.to_path_buf()
-        } else {
-            start.join(file)
-        };
+        let file = if file.is_absolute() { file.to_path_buf() } else { start.join(file) };
         if !file.is_file() {
             return Err(Error::usage(
                 format!("--config {} does not exist", file.display()),
                 "pass the path of an existing castoff.toml, or run `castoff init` to write one",
             ));
         }
-        let root = file
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| start.to_path_buf());
-        return Ok(Located {
-            root,
-            file: Some(file),
-        });
+        let root = file.parent().map(Path::to_path_buf).unwrap_or_else(|| start.to_path_buf());
+        return Ok(Located { root, file: Some(file) });
     }
     for dir in start.ancestors() {
         let candidate = dir.join(CONFIG_FILE);
         if candidate.is_file() {
-            return Ok(Located {
-                root: dir.to_path_buf(),
-                file: Some(candidate),
-            });
+            return Ok(Located { root: dir.to_path_buf(), file: Some(candidate) });
         }
         if dir.join(".git").exists() {
             break;
         }
     }
-    Ok(Located {
-        root: start.to_path_buf(),
-        file: None,
-    })
+    Ok(Located { root: start.to_path_buf(), file: None })
 }
 
 #[cfg(test)]
@@ -384,23 +322,14 @@ mod tests {
         for (text, key) in [
             ("[version]\nfile = \"../VERSION\"\n", "version.file"),
             ("[version]\nfile = \"/etc/VERSION\"\n", "version.file"),
-            (
-                "[version]\nsources = [\"app.py\", \"../other/*.py\"]\n",
-                "version.sources",
-            ),
+            ("[version]\nsources = [\"app.py\", \"../other/*.py\"]\n", "version.sources"),
             ("[version]\nexclude = [\"/tmp/**\"]\n", "version.exclude"),
         ] {
             let err = parse(text).unwrap_err();
             assert_eq!(err.location().unwrap().key.as_deref(), Some(key), "{text}");
             assert_eq!(err.location().unwrap().line, Some(2), "{text}");
         }
-        assert_eq!(
-            parse("[version]\nfile = \"./cfg/../VERSION\"\n")
-                .unwrap()
-                .version
-                .file,
-            "VERSION"
-        );
+        assert_eq!(parse("[version]\nfile = \"./cfg/../VERSION\"\n").unwrap().version.file, "VERSION");
     }
 
     #[test]
@@ -408,13 +337,7 @@ mod tests {
         assert!(parse("[version]\ntag = \"v{verison}\"\n").is_err());
         assert!(parse("[version]\ntag = \"release\"\n").is_err());
         assert!(parse("[version]\ntag = \"v {version}\"\n").is_err());
-        assert_eq!(
-            parse("[version]\ntag = \"release-{version}\"\n")
-                .unwrap()
-                .version
-                .tag,
-            "release-{version}"
-        );
+        assert_eq!(parse("[version]\ntag = \"release-{version}\"\n").unwrap().version.tag, "release-{version}");
     }
 
     #[test]

@@ -25,11 +25,7 @@ pub struct Location {
 
 impl Location {
     pub fn file(file: impl Into<PathBuf>) -> Self {
-        Location {
-            file: file.into(),
-            line: None,
-            key: None,
-        }
+        Location { file: file.into(), line: None, key: None }
     }
 
     pub fn with_line(mut self, line: usize) -> Self {
@@ -60,11 +56,7 @@ impl fmt::Display for Location {
 pub enum Error {
     /// Input the user controls (castoff.toml, VERSION, the baseline, arguments) is wrong.
     #[error("{location}: {problem}")]
-    Invalid {
-        location: Location,
-        problem: String,
-        hint: String,
-    },
+    Invalid { location: Location, problem: String, hint: String },
 
     /// The command line asks for something that cannot be done as asked.
     #[error("{problem}")]
@@ -89,31 +81,16 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn invalid(
-        location: Location,
-        problem: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Self {
-        Error::Invalid {
-            location,
-            problem: problem.into(),
-            hint: hint.into(),
-        }
+    pub fn invalid(location: Location, problem: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Invalid { location, problem: problem.into(), hint: hint.into() }
     }
 
     pub fn usage(problem: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::Usage {
-            problem: problem.into(),
-            hint: hint.into(),
-        }
+        Error::Usage { problem: problem.into(), hint: hint.into() }
     }
 
     pub fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        Error::Io { action, path: path.to_path_buf(), source }
     }
 
     /// How to fix it, when there is something the user can do.
@@ -124,9 +101,7 @@ impl Error {
                 Some("check the file's permissions and the user castoff runs as".into())
             }
             Error::Io { .. } => None,
-            Error::Internal(_) => {
-                Some("this is a castoff bug; please report it with the command you ran".into())
-            }
+            Error::Internal(_) => Some("this is a castoff bug; please report it with the command you ran".into()),
             Error::Locked { .. } => Some(
                 "wait for the other castoff to finish, or stop it if it is stuck; \
                  the lock is released when its process exits"

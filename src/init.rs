@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use semver::Version;
 use serde::Serialize;
 
-use crate::config::CONFIG_FILE;
+use crate::config::{Config, CONFIG_FILE};
 use crate::error::{Error, IoContext, Result};
 use crate::project::{ensure_castoff_gitignore, lock_root, Project, CASTOFF_GITIGNORE};
 use crate::render::{render, toml_string};
@@ -64,6 +64,7 @@ pub fn init(root: &Path, options: InitOptions) -> Result<InitOutcome> {
             "pass --force to overwrite it (VERSION is kept); or edit it by hand",
         ));
     }
+    crate::project::resolves_inside(root, "VERSION", Path::new(CONFIG_FILE), "version.file")?;
     let version_path = root.join("VERSION");
     let existing_version = match version_path.exists() {
         true => Some(VersionFile::read(&version_path, Path::new("VERSION"))?.version),
@@ -87,9 +88,7 @@ pub fn init(root: &Path, options: InitOptions) -> Result<InitOutcome> {
         None => written.push("VERSION".to_string()),
     }
     written.extend([CASTOFF_GITIGNORE.0.to_string(), BASELINE_FILE.to_string()]);
-    let version = existing_version
-        .clone()
-        .unwrap_or_else(|| Version::new(0, 1, 0));
+    let version = existing_version.clone().unwrap_or_else(|| Version::new(0, 1, 0));
     let outcome = InitOutcome {
         written,
         kept,
@@ -103,17 +102,20 @@ pub fn init(root: &Path, options: InitOptions) -> Result<InitOutcome> {
         return Ok(outcome);
     }
 
-    // Validate what we are about to write before writing anything.
-    crate::config::Config::parse(&config, Path::new(CONFIG_FILE))?;
-    fs::create_dir_all(root).with_path("create directory", root)?;
+    // Validate everything before the first write.
+    let project = Project {
+        root: root.to_path_buf(),
+        config: Config::parse(&config, Path::new(CONFIG_FILE))?,
+        config_file: Some(PathBuf::from(CONFIG_FILE)),
+    };
+    let sources = project.sources()?;
+
     let _lock = lock_root(root, "castoff init")?;
     crate::fsutil::write_atomic(&config_path, config.as_bytes())?;
     if existing_version.is_none() {
         VersionFile::create(&version_path, &version)?;
     }
     ensure_castoff_gitignore(root)?;
-    let project = Project::open(root, Some(&config_path))?;
-    let sources = project.sources()?;
     let scan = sources.scan(true)?;
     sources.record_baseline(&scan, &version)?;
     Ok(outcome)
@@ -127,21 +129,10 @@ fn detect(root: &Path) -> Result<Vec<String>> {
             found.push(name.to_string());
         }
     }
-    let walker = walkdir::WalkDir::new(root)
-        .max_depth(3)
-        .follow_links(false)
-        .sort_by_file_name();
-    for entry in walker
-        .into_iter()
-        .filter_entry(|e| !is_skipped_dir(e))
-        .flatten()
-    {
+    let walker = walkdir::WalkDir::new(root).max_depth(3).follow_links(false).sort_by_file_name();
+    for entry in walker.into_iter().filter_entry(|e| !is_skipped_dir(e)).flatten() {
         if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "nuspec") {
-            found.push(
-                PathBuf::from(entry.path().strip_prefix(root).unwrap_or(entry.path()))
-                    .display()
-                    .to_string(),
-            );
+            found.push(PathBuf::from(entry.path().strip_prefix(root).unwrap_or(entry.path())).display().to_string());
         }
     }
     Ok(found)
@@ -149,9 +140,7 @@ fn detect(root: &Path) -> Result<Vec<String>> {
 
 fn is_skipped_dir(entry: &walkdir::DirEntry) -> bool {
     let name = entry.file_name().to_string_lossy();
-    entry.depth() > 0
-        && entry.file_type().is_dir()
-        && (name.starts_with('.') || NOT_SOURCES.contains(&name.as_ref()))
+    entry.depth() > 0 && entry.file_type().is_dir() && (name.starts_with('.') || NOT_SOURCES.contains(&name.as_ref()))
 }
 
 /// The top-level files and directories that look like sources: everything but hidden
@@ -175,11 +164,7 @@ fn guess_sources(root: &Path) -> Result<Vec<String>> {
         if name.ends_with(".md") {
             continue;
         }
-        sources.push(if file_type.is_dir() {
-            format!("{name}/**")
-        } else {
-            name
-        });
+        sources.push(if file_type.is_dir() { format!("{name}/**") } else { name });
     }
     sources.sort();
     Ok(sources)

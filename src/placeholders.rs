@@ -19,10 +19,7 @@ pub fn validate(template: &str, allowed: &[&str]) -> Result<(), TemplateError> {
 }
 
 /// Replace each `{name}` with `lookup(name)`; `None` means the name is unknown.
-pub fn expand(
-    template: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, TemplateError> {
+pub fn expand(template: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -57,17 +54,8 @@ mod tests {
         let v = semver::Version::parse("1.4.2-rc.1").unwrap();
         let tag = expand("v{version}", |n| version_value(&v, n)).unwrap();
         assert_eq!(tag, "v1.4.2-rc.1");
-        assert_eq!(
-            expand("{major}.{minor}", |n| version_value(&v, n)).unwrap(),
-            "1.4"
-        );
-        assert_eq!(
-            validate("v{verison}", VERSION_PLACEHOLDERS),
-            Err(TemplateError::Unknown("verison".into()))
-        );
-        assert_eq!(
-            validate("v{version", VERSION_PLACEHOLDERS),
-            Err(TemplateError::Unclosed)
-        );
+        assert_eq!(expand("{major}.{minor}", |n| version_value(&v, n)).unwrap(), "1.4");
+        assert_eq!(validate("v{verison}", VERSION_PLACEHOLDERS), Err(TemplateError::Unknown("verison".into())));
+        assert_eq!(validate("v{version", VERSION_PLACEHOLDERS), Err(TemplateError::Unclosed));
     }
 }

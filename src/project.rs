@@ -81,30 +81,20 @@ impl Project {
                 let shown = shown_path(&located.root, file);
                 let text = fs::read(file).with_path("read", file)?;
                 let text = String::from_utf8(text).map_err(|_| {
-                    Error::invalid(
-                        Location::file(&shown),
-                        "castoff.toml is not UTF-8 text",
-                        "save it as UTF-8",
-                    )
+                    Error::invalid(Location::file(&shown), "castoff.toml is not UTF-8 text", "save it as UTF-8")
                 })?;
                 (Config::parse(&text, &shown)?, Some(shown))
             }
             None => (Config::default(), None),
         };
-        let project = Project {
-            root: located.root,
-            config,
-            config_file,
-        };
+        let project = Project { root: located.root, config, config_file };
         project.check_version_file_inside()?;
         Ok(project)
     }
 
     /// castoff.toml as named in messages (the file name even when it does not exist).
     pub fn config_shown(&self) -> PathBuf {
-        self.config_file
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(CONFIG_FILE))
+        self.config_file.clone().unwrap_or_else(|| PathBuf::from(CONFIG_FILE))
     }
 
     pub fn version_path(&self) -> PathBuf {
@@ -113,26 +103,13 @@ impl Project {
 
     /// A VERSION that is a symlink out of the project would let a bump write elsewhere.
     fn check_version_file_inside(&self) -> Result<()> {
-        let path = self.version_path();
-        let (Ok(root), Ok(real)) = (self.root.canonicalize(), path.canonicalize()) else {
-            return Ok(()); // a missing VERSION is reported when it is read
-        };
-        if !real.starts_with(&root) {
-            return Err(Error::invalid(
-                Location::file(self.config_shown()).with_key("version.file"),
-                format!("{} resolves to {}, outside the project", self.config.version.file, real.display()),
-                "point [version] file at a regular file inside the project, not a symlink out of it",
-            ));
-        }
-        Ok(())
+        resolves_inside(&self.root, &self.config.version.file, &self.config_shown(), "version.file")
     }
 
     /// The git tag for `version`, from the `[version] tag` template (validated on load).
     pub fn tag_for(&self, version: &Version) -> String {
-        crate::placeholders::expand(&self.config.version.tag, |name| {
-            crate::placeholders::version_value(version, name)
-        })
-        .unwrap_or_else(|_| format!("v{version}"))
+        crate::placeholders::expand(&self.config.version.tag, |name| crate::placeholders::version_value(version, name))
+            .unwrap_or_else(|_| format!("v{version}"))
     }
 
     /// Take the project lock (see [`ProjectLock`]); held until the value is dropped.
@@ -164,7 +141,7 @@ impl Project {
         let raised_by_hand = raised_by_hand(&version, &scan);
         Ok(Status {
             version: version.to_string(),
-            tracked: scan.tracked.len(),
+            tracked: scan.tracked().len(),
             bump_due: !scan.changes.is_empty() && interrupted.is_none() && !raised_by_hand,
             has_baseline: scan.baseline_version.is_some(),
             no_sources: sources.is_empty(),
@@ -178,13 +155,13 @@ impl Project {
 
     /// Bump VERSION as `request` says and record the new source baseline.
     pub fn bump(&self, request: &BumpRequest, options: WriteOptions) -> Result<BumpOutcome> {
-        let _lock = if options.dry_run {
-            None
-        } else {
-            let lock = self.lock(&format!("castoff bump {request}"))?;
-            ensure_castoff_gitignore(&self.root)?;
-            Some(lock)
+        // A broken VERSION is reported before anything (even the lock file) is created.
+        self.read_version()?;
+        let _lock = match options.dry_run {
+            true => None,
+            false => Some(self.lock(&format!("castoff bump {request}"))?),
         };
+        // Read again under the lock: another castoff may have bumped meanwhile.
         let mut file = self.read_version()?;
         let current = file.version.clone();
         let sources = self.sources()?;
@@ -204,16 +181,13 @@ impl Project {
             if !options.dry_run {
                 file.write(&target)?;
             }
-            return Ok(outcome(
-                &target,
-                true,
-                format!("finished an interrupted bump to {target}; not bumping again"),
-            ));
+            return Ok(outcome(&target, true, format!("finished an interrupted bump to {target}; not bumping again")));
         }
 
         let next = match request {
             BumpRequest::Auto if raised_by_hand(&current, &scan) => {
                 if !options.dry_run {
+                    ensure_castoff_gitignore(&self.root)?;
                     sources.record_baseline(&scan, &current)?;
                 }
                 return Ok(outcome(
@@ -224,25 +198,15 @@ impl Project {
             }
             BumpRequest::Auto if scan.changes.is_empty() => {
                 let reason = if sources.is_empty() {
-                    format!(
-                        "no sources are tracked ([version] sources in {})",
-                        self.config_shown().display()
-                    )
+                    format!("no sources are tracked ([version] sources in {})", self.config_shown().display())
                 } else {
-                    format!(
-                        "no tracked source changed since the baseline ({} files)",
-                        scan.tracked.len()
-                    )
+                    format!("no tracked source changed since the baseline ({} files)", scan.tracked().len())
                 };
                 return Ok(outcome(&current, false, reason));
             }
             _ => version::next_version(&current, request).map_err(|e| {
                 let hint = e.hint();
-                Error::invalid(
-                    Location::file(&self.config.version.file).with_line(1),
-                    e.to_string(),
-                    hint,
-                )
+                Error::invalid(Location::file(&self.config.version.file).with_line(1), e.to_string(), hint)
             })?,
         };
         let reason = match request {
@@ -250,6 +214,7 @@ impl Project {
             other => format!("bump {other}"),
         };
         if !options.dry_run {
+            ensure_castoff_gitignore(&self.root)?;
             sources.record_baseline(&scan, &next)?;
             file.write(&next)?;
         }
@@ -260,17 +225,29 @@ impl Project {
 /// The baseline was recorded for a newer version than VERSION holds: a bump wrote the
 /// baseline and died before writing VERSION.
 fn interrupted_bump(current: &Version, scan: &Scan) -> Option<Version> {
-    scan.baseline_version
-        .clone()
-        .filter(|recorded| recorded > current)
+    scan.baseline_version.clone().filter(|recorded| recorded > current)
 }
 
 /// VERSION is newer than the version the baseline was recorded for: someone edited it.
 /// Like make, a target newer than its prerequisites is up to date.
 fn raised_by_hand(current: &Version, scan: &Scan) -> bool {
-    scan.baseline_version
-        .as_ref()
-        .is_some_and(|recorded| recorded < current)
+    scan.baseline_version.as_ref().is_some_and(|recorded| recorded < current)
+}
+
+/// Check that `rel` (from config `key`) does not resolve, through symlinks, to a place
+/// outside `root`. A path that does not exist yet passes: nothing can be followed.
+pub(crate) fn resolves_inside(root: &Path, rel: &str, config_shown: &Path, key: &str) -> Result<()> {
+    let (Ok(root), Ok(real)) = (root.canonicalize(), root.join(rel).canonicalize()) else {
+        return Ok(());
+    };
+    if real.starts_with(&root) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        Location::file(config_shown).with_key(key),
+        format!("{rel} resolves to {}, outside the project", real.display()),
+        format!("make {rel} a regular file inside the project, not a symlink out of it"),
+    ))
 }
 
 /// Take the project lock of the project rooted at `root`.
@@ -280,9 +257,7 @@ pub fn lock_root(root: &Path, purpose: &str) -> Result<ProjectLock> {
 
 /// `path` relative to `root` when it is inside it, for short messages.
 pub fn shown_path(root: &Path, path: &Path) -> PathBuf {
-    path.strip_prefix(root)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|_| path.to_path_buf())
+    path.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Ensure `.castoff/.gitignore` exists so the cache and lock stay out of commits.

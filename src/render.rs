@@ -14,15 +14,10 @@ pub fn render(name: &str, context: impl Serialize) -> Result<String> {
     let mut env = Environment::new();
     env.set_keep_trailing_newline(true);
     for (template, source) in TEMPLATES {
-        env.add_template(template, source)
-            .map_err(|e| template_error(template, e))?;
+        env.add_template(template, source).map_err(|e| template_error(template, e))?;
     }
-    let template = env
-        .get_template(name)
-        .map_err(|e| template_error(name, e))?;
-    template
-        .render(context)
-        .map_err(|e| template_error(name, e))
+    let template = env.get_template(name).map_err(|e| template_error(name, e))?;
+    template.render(context).map_err(|e| template_error(name, e))
 }
 
 fn template_error(name: &str, error: minijinja::Error) -> Error {

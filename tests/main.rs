@@ -1,1 +1,16 @@
+//! castoff's integration tests: one test binary, one module per area. Every test runs
+//! the real `castoff` binary in its own temporary git repository (see `support`).
 
+mod support;
+
+mod bad_input;
+mod cli;
+mod concurrency;
+mod dry_run;
+mod init;
+mod makefile_flow;
+mod prerelease;
+mod recovery;
+mod sources;
+mod status;
+mod version_file;

@@ -38,9 +38,7 @@ impl Baseline {
     /// Read the baseline, or `None` when there is none yet.
     pub fn read(path: &Path, shown: &Path) -> Result<Option<Baseline>> {
         let text = match fs::read(path) {
-            Ok(bytes) => {
-                String::from_utf8(bytes).map_err(|_| corrupt(shown, 1, "it is not UTF-8 text"))?
-            }
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| corrupt(shown, 1, "it is not UTF-8 text"))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("read", path, e)),
         };
@@ -54,15 +52,8 @@ impl Baseline {
         for (index, line) in text.lines().enumerate() {
             let number = index + 1;
             let line = line.strip_suffix('\r').unwrap_or(line);
-            if line.starts_with("<<<<<<<")
-                || line.starts_with("=======")
-                || line.starts_with(">>>>>>>")
-            {
-                return Err(corrupt(
-                    shown,
-                    number,
-                    "it has an unresolved merge conflict",
-                ));
+            if line.starts_with("<<<<<<<") || line.starts_with("=======") || line.starts_with(">>>>>>>") {
+                return Err(corrupt(shown, number, "it has an unresolved merge conflict"));
             }
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -72,19 +63,14 @@ impl Baseline {
                     .map_err(|e| corrupt(shown, number, &format!("`{v}` is not a version: {e}")))?;
                 version = Some(parsed);
             } else if let Some(t) = line.strip_prefix("tree ") {
-                tree = Some(from_hex(t.trim()).ok_or_else(|| {
-                    corrupt(shown, number, "the tree digest is not 64 hex digits")
-                })?);
+                tree = Some(
+                    from_hex(t.trim()).ok_or_else(|| corrupt(shown, number, "the tree digest is not 64 hex digits"))?,
+                );
             } else if let Some((hex, path)) = line.split_once("  ") {
-                let digest = from_hex(hex)
-                    .ok_or_else(|| corrupt(shown, number, "the digest is not 64 hex digits"))?;
+                let digest = from_hex(hex).ok_or_else(|| corrupt(shown, number, "the digest is not 64 hex digits"))?;
                 if let Some((previous, _)) = entries.last() {
                     if previous.as_str() >= path {
-                        return Err(corrupt(
-                            shown,
-                            number,
-                            &format!("`{path}` is out of order or repeated"),
-                        ));
+                        return Err(corrupt(shown, number, &format!("`{path}` is out of order or repeated")));
                     }
                 }
                 entries.push((path.to_string(), digest));
@@ -95,11 +81,7 @@ impl Baseline {
         let version = version.ok_or_else(|| corrupt(shown, 1, "the `version` line is missing"))?;
         let tree = tree.ok_or_else(|| corrupt(shown, 1, "the `tree` line is missing"))?;
         if tree != tree_digest(&entries) {
-            return Err(corrupt(
-                shown,
-                1,
-                "its tree digest does not match its entries (edited by hand?)",
-            ));
+            return Err(corrupt(shown, 1, "its tree digest does not match its entries (edited by hand?)"));
         }
         Ok(Baseline { version, entries })
     }
@@ -151,10 +133,7 @@ mod tests {
     fn round_trips_and_detects_edits() {
         let baseline = Baseline {
             version: Version::new(0, 1, 9),
-            entries: vec![
-                ("app.py".into(), [1; 32]),
-                ("dir/with space.txt".into(), [2; 32]),
-            ],
+            entries: vec![("app.py".into(), [1; 32]), ("dir/with space.txt".into(), [2; 32])],
         };
         let text = baseline.render();
         let shown = Path::new(BASELINE_FILE);
@@ -163,9 +142,6 @@ mod tests {
         let err = Baseline::parse(&edited, shown).unwrap_err();
         assert!(err.to_string().contains("tree digest"), "{err}");
         let conflicted = format!("{text}<<<<<<< HEAD\n");
-        assert!(Baseline::parse(&conflicted, shown)
-            .unwrap_err()
-            .to_string()
-            .contains("merge conflict"));
+        assert!(Baseline::parse(&conflicted, shown).unwrap_err().to_string().contains("merge conflict"));
     }
 }

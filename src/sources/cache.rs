@@ -2,10 +2,11 @@
 //! stamp was when it was last hashed, and the stamps of the directories walked.
 //!
 //! With it, checking an unchanged tree reads no file content and lists no directory:
-//! one `lstat` per directory and per file, spread over the cores. It is only ever a
+//! one `stat` per directory and per file, spread over the cores. It is only ever a
 //! hint: a missing, stale or corrupt cache costs a walk and a re-hash, never a wrong
 //! answer. Binary (postcard) because it is loaded on every check of possibly 100,000
-//! files.
+//! files; its entries are the scan's own [`Tracked`] values, so a check moves them
+//! rather than copying.
 
 use std::fs;
 use std::path::Path;
@@ -14,35 +15,59 @@ use serde::{Deserialize, Serialize};
 
 use super::hash::Digest;
 use super::stamp::Stamp;
+use super::Tracked;
 use crate::fsutil;
 
 pub const CACHE_FILE: &str = ".castoff/cache/stat.bin";
 
 /// Bumped whenever the layout below changes; an old cache is then ignored.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 4;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct StatCache {
     pub format: u32,
     /// Digest of the settings that decide which files are tracked.
+    #[serde(with = "super::hash::digest_bytes")]
     pub key: Digest,
     /// When the stamps below were taken (ns since the epoch), for the racy check.
     pub taken_at_ns: i64,
-    /// Set when `files`' digests are exactly the baseline's: the stamp of the baseline
-    /// file and its version. Then the baseline need not even be parsed.
-    pub synced_with: Option<(Stamp, String)>,
+    /// Set when `files`' digests are exactly the baseline's. Then the baseline need
+    /// not even be parsed.
+    pub synced_with: Option<SyncedWith>,
     pub dirs: Vec<(String, Stamp)>,
     /// Sorted by path.
-    pub files: Vec<CachedFile>,
+    pub files: Vec<Tracked>,
     pub unmatched: Vec<String>,
     pub skipped: Vec<String>,
 }
 
+/// The same layout as [`StatCache`], borrowed, so storing a scan copies nothing.
+#[derive(Serialize)]
+pub struct StatCacheRef<'a> {
+    pub format: u32,
+    #[serde(with = "super::hash::digest_bytes")]
+    pub key: &'a Digest,
+    pub taken_at_ns: i64,
+    pub synced_with: Option<SyncedWith>,
+    pub dirs: &'a [(String, Stamp)],
+    pub files: &'a [Tracked],
+    pub unmatched: &'a [String],
+    pub skipped: &'a [String],
+}
+
+/// Which baseline file the cached digests equal: its stamp and version, and when that
+/// stamp was taken (a baseline rewritten within the racy margin is not trusted).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CachedFile {
-    pub path: String,
-    pub stamp: Stamp,
-    pub digest: Digest,
+pub struct SyncedWith {
+    pub baseline: Stamp,
+    pub version: String,
+    pub checked_at_ns: i64,
+}
+
+impl SyncedWith {
+    pub fn now(baseline: Stamp, version: &semver::Version) -> SyncedWith {
+        SyncedWith { baseline, version: version.to_string(), checked_at_ns: super::stamp::now_ns() }
+    }
 }
 
 impl StatCache {
@@ -53,39 +78,24 @@ impl StatCache {
         (cache.format == FORMAT && cache.key == *key).then_some(cache)
     }
 
+    /// The digest cached for `path`, if its recorded stamp equals `stamp` and was taken
+    /// late enough to be trusted.
+    pub fn vouched_digest(&self, path: &str, stamp: &Stamp) -> Option<Digest> {
+        let index = self.files.binary_search_by(|f| f.path.as_str().cmp(path)).ok()?;
+        let entry = &self.files[index];
+        (entry.stamp == *stamp && entry.stamp.trustworthy(self.taken_at_ns)).then_some(entry.digest)
+    }
+}
+
+impl StatCacheRef<'_> {
+    pub fn new_format() -> u32 {
+        FORMAT
+    }
+
     /// Best effort: a cache that cannot be written only makes the next check slower.
     pub fn store(&self, path: &Path) {
         if let Ok(bytes) = postcard::to_stdvec(self) {
-            let _ = fsutil::write_atomic(path, &bytes);
-        }
-    }
-
-    /// The cached digest of `path`, if its recorded stamp equals `stamp` and was taken
-    /// late enough to be trusted. `index` is where the file sits in a listing that came
-    /// from this cache (an O(1) hit); otherwise the sorted list is searched.
-    pub fn vouched_digest(&self, index: usize, path: &str, stamp: &Stamp) -> Option<Digest> {
-        let entry = match self.files.get(index) {
-            Some(entry) if entry.path == path => entry,
-            _ => {
-                &self.files[self
-                    .files
-                    .binary_search_by(|f| f.path.as_str().cmp(path))
-                    .ok()?]
-            }
-        };
-        (entry.stamp == *stamp && entry.stamp.trustworthy(self.taken_at_ns)).then_some(entry.digest)
-    }
-
-    pub fn new(key: Digest, taken_at_ns: i64) -> StatCache {
-        StatCache {
-            format: FORMAT,
-            key,
-            taken_at_ns,
-            synced_with: None,
-            dirs: Vec::new(),
-            files: Vec::new(),
-            unmatched: Vec::new(),
-            skipped: Vec::new(),
+            let _ = fsutil::write_atomic_unsynced(path, &bytes);
         }
     }
 }

@@ -21,21 +21,22 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use semver::Version;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::VersionConfig;
 use crate::error::Result;
 pub use baseline::{Baseline, BASELINE_FILE};
-use cache::{CachedFile, StatCache, CACHE_FILE};
+use cache::{StatCache, StatCacheRef, SyncedWith, CACHE_FILE};
 pub use hash::Digest;
 use stamp::Stamp;
 pub use walk::SourceSet;
 
-/// One tracked file as of a scan.
-#[derive(Debug, Clone)]
+/// One tracked file as of a scan (and, stored, as the stat cache remembers it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tracked {
     pub path: String,
     pub stamp: Stamp,
+    #[serde(with = "hash::digest_bytes")]
     pub digest: Digest,
 }
 
@@ -81,16 +82,20 @@ pub struct ScanStats {
 /// The result of comparing the tracked sources with the baseline.
 #[derive(Debug, Clone)]
 pub struct Scan {
-    pub tracked: Vec<Tracked>,
+    current: Current,
     pub changes: Changes,
     /// The version the baseline was recorded for; `None` when there is no baseline.
     pub baseline_version: Option<Version>,
     pub warnings: Vec<String>,
     pub stats: ScanStats,
-    dirs: Vec<(String, Stamp)>,
-    unmatched: Vec<String>,
-    skipped: Vec<String>,
     taken_at_ns: i64,
+}
+
+impl Scan {
+    /// Every tracked file, sorted by path, with its digest now.
+    pub fn tracked(&self) -> &[Tracked] {
+        &self.current.tracked
+    }
 }
 
 /// The project's tracked sources: where they are, which globs pick them, and where the
@@ -106,20 +111,12 @@ impl Sources {
     pub fn new(root: &Path, config: &VersionConfig, config_file: &Path) -> Result<Sources> {
         let set = SourceSet::new(config, config_file)?;
         let mut key = blake3::Hasher::new();
-        for part in [&config.file]
-            .into_iter()
-            .chain(&config.sources)
-            .chain([&"\0".to_string()])
-            .chain(&config.exclude)
+        for part in [&config.file].into_iter().chain(&config.sources).chain([&"\0".to_string()]).chain(&config.exclude)
         {
             key.update(part.as_bytes());
             key.update(b"\n");
         }
-        Ok(Sources {
-            root: root.to_path_buf(),
-            set,
-            key: *key.finalize().as_bytes(),
-        })
+        Ok(Sources { root: root.to_path_buf(), set, key: *key.finalize().as_bytes() })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -139,98 +136,60 @@ impl Sources {
     pub fn scan(&self, update_cache: bool) -> Result<Scan> {
         let taken_at_ns = stamp::now_ns();
         let cache = StatCache::load(&self.cache_path(), &self.key);
-        let baseline_stamp = fs::symlink_metadata(self.baseline_path())
-            .ok()
-            .map(|m| Stamp::of(&m));
-
-        let fast = cache
-            .as_ref()
-            .and_then(|cache| self.restat_unchanged_tree(cache));
-        let (listed, dirs, unmatched, skipped, walked) = match (fast, &cache) {
-            (Some(stamps), Some(cache)) => {
-                let listed: Vec<(String, Stamp)> = cache
-                    .files
-                    .iter()
-                    .zip(stamps)
-                    .map(|(f, s)| (f.path.clone(), s))
-                    .collect();
-                (
-                    listed,
-                    cache.dirs.clone(),
-                    cache.unmatched.clone(),
-                    cache.skipped.clone(),
-                    false,
-                )
-            }
-            _ => {
-                let listing = self.set.list(&self.root)?;
-                let files: Vec<(String, Stamp)> = listing.files.into_iter().collect();
-                (
-                    files,
-                    listing.dirs.into_iter().collect(),
-                    listing.unmatched,
-                    listing.skipped,
-                    true,
-                )
-            }
-        };
-
-        let tracked = self.digests(listed, cache.as_ref())?;
-        let hashed = tracked.iter().filter(|t| t.1).count();
-        let tracked: Vec<Tracked> = tracked.into_iter().map(|(t, _)| t).collect();
-
-        // The baseline: straight from the cache when it vouches for it, else parsed.
-        let synced = cache
+        let had_cache = cache.is_some();
+        let baseline_stamp = fs::symlink_metadata(self.baseline_path()).ok().map(|m| Stamp::of(&m));
+        // When the cache is in sync with the unchanged baseline file, its digests are the
+        // baseline's, and the baseline need not be parsed.
+        let synced_version = cache
             .as_ref()
             .and_then(|c| c.synced_with.clone())
-            .filter(|(s, _)| Some(*s) == baseline_stamp);
-        let (baseline_entries, baseline_version) = match (synced, &cache) {
-            (Some((_, version)), Some(cache)) => (
-                cache
-                    .files
-                    .iter()
-                    .map(|f| (f.path.clone(), f.digest))
-                    .collect(),
-                Version::parse(&version).ok(),
-            ),
+            .filter(|synced| {
+                Some(synced.baseline) == baseline_stamp && synced.baseline.trustworthy(synced.checked_at_ns)
+            })
+            .and_then(|synced| Version::parse(&synced.version).ok());
+
+        let fresh = cache.as_ref().and_then(|c| walk::restat(&self.root, &c.dirs, c.taken_at_ns, &c.files));
+        let (current, changes_if_synced) = match (cache, fresh) {
+            (Some(cache), Some(stamps)) => self.rescan_in_place(cache, stamps)?,
+            (cache, _) => {
+                let current = self.walk_and_hash(cache.as_ref())?;
+                let changes = match (&cache, &synced_version) {
+                    (Some(cache), Some(_)) => {
+                        Some(diff(cache.files.iter().map(|f| (f.path.as_str(), &f.digest)), &current.tracked))
+                    }
+                    _ => None,
+                };
+                (current, changes)
+            }
+        };
+        let synced_now = synced_version.clone();
+        let (changes, baseline_version) = match (changes_if_synced, synced_version) {
+            (Some(changes), Some(version)) => (changes, Some(version)),
             _ => match Baseline::read(&self.baseline_path(), Path::new(BASELINE_FILE))? {
-                Some(baseline) => (baseline.entries, Some(baseline.version)),
-                None => (Vec::new(), None),
+                Some(baseline) => (
+                    diff(baseline.entries.iter().map(|(p, d)| (p.as_str(), d)), &current.tracked),
+                    Some(baseline.version),
+                ),
+                None => (diff(std::iter::empty(), &current.tracked), None),
             },
         };
-        let changes = diff(&baseline_entries, &tracked);
 
         let mut warnings = Vec::new();
-        for pattern in &unmatched {
-            warnings.push(format!(
-                "[version] sources pattern `{pattern}` matches no file"
-            ));
+        for pattern in &current.unmatched {
+            warnings.push(format!("[version] sources pattern `{pattern}` matches no file"));
         }
-        for skipped in &skipped {
+        for skipped in &current.skipped {
             warnings.push(format!("not tracked: {skipped}"));
         }
-        let stats = ScanStats {
-            files: tracked.len(),
-            hashed,
-            walked,
-        };
-        let scan = Scan {
-            tracked,
-            changes,
-            baseline_version,
-            warnings,
-            stats,
-            dirs,
-            unmatched,
-            skipped,
-            taken_at_ns,
-        };
-        let stale = cache.is_none() || walked || hashed > 0;
+        let stats = ScanStats { files: current.tracked.len(), hashed: current.hashed, walked: current.walked };
+        // Rewrite the cache when it did not vouch for everything, or when it could now
+        // vouch for the baseline but did not (after a bump, or a pull that changed it).
+        let could_sync = synced_now.is_none() && baseline_version.is_some() && changes.is_empty();
+        let stale = !had_cache || current.walked || current.hashed > 0 || could_sync;
+        let scan = Scan { current, changes, baseline_version, warnings, stats, taken_at_ns };
         if update_cache && stale {
             let synced = match (&scan.baseline_version, baseline_stamp) {
-                (Some(version), Some(stamp)) if scan.changes.is_empty() => {
-                    Some((stamp, version.to_string()))
-                }
+                (Some(version), Some(stamp)) if scan.changes.is_empty() => Some(SyncedWith::now(stamp, version)),
                 _ => None,
             };
             self.store_cache(&scan, synced);
@@ -238,136 +197,138 @@ impl Sources {
         Ok(scan)
     }
 
+    /// No directory changed: the cache's file list is current. Re-hash only the files
+    /// whose stamps moved. Returns the changes too when the cache was the baseline.
+    fn rescan_in_place(&self, cache: StatCache, stamps: Vec<Stamp>) -> Result<(Current, Option<Changes>)> {
+        let taken_at = cache.taken_at_ns;
+        let mut tracked = cache.files;
+        let stale: Vec<bool> = tracked
+            .iter_mut()
+            .zip(stamps)
+            .map(|(file, stamp)| {
+                let stale = file.stamp != stamp || !file.stamp.trustworthy(taken_at);
+                file.stamp = stamp;
+                stale
+            })
+            .collect();
+        let previous: Vec<(usize, Digest)> =
+            stale.iter().enumerate().filter(|(_, s)| **s).map(|(i, _)| (i, tracked[i].digest)).collect();
+        self.fill_digests(&mut tracked, &stale)?;
+        // Same file list as the cache, so only content can differ from it.
+        let modified: Vec<String> = previous
+            .iter()
+            .filter(|(i, old)| tracked[*i].digest != *old)
+            .map(|(i, _)| tracked[*i].path.clone())
+            .collect();
+        let current = Current {
+            tracked,
+            dirs: cache.dirs,
+            unmatched: cache.unmatched,
+            skipped: cache.skipped,
+            hashed: previous.len(),
+            walked: false,
+        };
+        Ok((current, Some(Changes { modified, ..Changes::default() })))
+    }
+
+    /// Walk the globs and digest every file, reusing cached digests that still hold.
+    fn walk_and_hash(&self, cache: Option<&StatCache>) -> Result<Current> {
+        let listing = self.set.list(&self.root)?;
+        let mut stale = Vec::with_capacity(listing.files.len());
+        let mut tracked = Vec::with_capacity(listing.files.len());
+        for (path, stamp) in listing.files {
+            let cached = cache.and_then(|c| c.vouched_digest(&path, &stamp));
+            stale.push(cached.is_none());
+            tracked.push(Tracked { path, stamp, digest: cached.unwrap_or([0; 32]) });
+        }
+        self.fill_digests(&mut tracked, &stale)?;
+        Ok(Current {
+            hashed: stale.iter().filter(|s| **s).count(),
+            tracked,
+            dirs: listing.dirs.into_iter().collect(),
+            unmatched: listing.unmatched,
+            skipped: listing.skipped,
+            walked: true,
+        })
+    }
+
+    /// Hash, in parallel, the files marked stale.
+    fn fill_digests(&self, tracked: &mut [Tracked], stale: &[bool]) -> Result<()> {
+        tracked.par_iter_mut().zip(stale.par_iter()).try_for_each(|(file, stale)| {
+            if *stale {
+                file.digest = hash::hash_one(&self.root.join(&file.path), &file.stamp)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Write `scan` as the new baseline for `version`, and mark the cache in sync with it.
     pub fn record_baseline(&self, scan: &Scan, version: &Version) -> Result<()> {
         let baseline = Baseline {
             version: version.clone(),
-            entries: scan
-                .tracked
-                .iter()
-                .map(|t| (t.path.clone(), t.digest))
-                .collect(),
+            entries: scan.tracked().iter().map(|t| (t.path.clone(), t.digest)).collect(),
         };
         let path = self.baseline_path();
         crate::fsutil::write_atomic(&path, baseline.render().as_bytes())?;
         let stamp = fs::symlink_metadata(&path).ok().map(|m| Stamp::of(&m));
-        self.store_cache(scan, stamp.map(|s| (s, version.to_string())));
+        self.store_cache(scan, stamp.map(|s| SyncedWith::now(s, version)));
         Ok(())
     }
 
-    fn store_cache(&self, scan: &Scan, synced_with: Option<(Stamp, String)>) {
-        let mut cache = StatCache::new(self.key, scan.taken_at_ns);
-        cache.synced_with = synced_with;
-        cache.dirs = scan.dirs.clone();
-        cache.files = scan
-            .tracked
-            .iter()
-            .map(|t| CachedFile {
-                path: t.path.clone(),
-                stamp: t.stamp,
-                digest: t.digest,
-            })
-            .collect();
-        cache.unmatched = scan.unmatched.clone();
-        cache.skipped = scan.skipped.clone();
-        cache.store(&self.cache_path());
-    }
-
-    /// If no recorded directory changed, the file list is the cache's: return each
-    /// file's fresh stamp in cache order. `None` means a walk is needed.
-    fn restat_unchanged_tree(&self, cache: &StatCache) -> Option<Vec<Stamp>> {
-        let dirs_unchanged = cache.dirs.par_iter().all(|(rel, old)| {
-            old.trustworthy(cache.taken_at_ns) && self.lstat(rel).as_ref() == Some(old)
-        });
-        if !dirs_unchanged {
-            return None;
+    fn store_cache(&self, scan: &Scan, synced_with: Option<SyncedWith>) {
+        let current = &scan.current;
+        StatCacheRef {
+            format: StatCacheRef::new_format(),
+            key: &self.key,
+            taken_at_ns: scan.taken_at_ns,
+            synced_with,
+            dirs: &current.dirs,
+            files: &current.tracked,
+            unmatched: &current.unmatched,
+            skipped: &current.skipped,
         }
-        cache
-            .files
-            .par_iter()
-            .map(|f| self.lstat(&f.path))
-            .collect()
-    }
-
-    fn lstat(&self, rel: &str) -> Option<Stamp> {
-        let path = if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel)
-        };
-        fs::symlink_metadata(path).ok().map(|m| Stamp::of(&m))
-    }
-
-    /// Digest every listed file, reusing the cache where its stamp still vouches for the
-    /// content. The flag says whether the file was hashed now.
-    fn digests(
-        &self,
-        listed: Vec<(String, Stamp)>,
-        cache: Option<&StatCache>,
-    ) -> Result<Vec<(Tracked, bool)>> {
-        let cached: Vec<Option<Digest>> = listed
-            .iter()
-            .enumerate()
-            .map(|(index, (path, stamp))| cache.and_then(|c| c.vouched_digest(index, path, stamp)))
-            .collect();
-        // (digest, hashed now): cached digests are kept, the rest filled in parallel.
-        let mut slots: Vec<(Digest, bool)> = cached
-            .into_iter()
-            .map(|digest| digest.map_or(([0; 32], true), |d| (d, false)))
-            .collect();
-        slots.par_iter_mut().zip(listed.par_iter()).try_for_each(
-            |((digest, hashed), (path, stamp))| {
-                if *hashed {
-                    *digest = hash::hash_one(&self.root.join(path), stamp)?;
-                }
-                Ok::<(), crate::error::Error>(())
-            },
-        )?;
-        let out = listed
-            .into_iter()
-            .zip(slots)
-            .map(|((path, stamp), (digest, hashed))| {
-                (
-                    Tracked {
-                        path,
-                        stamp,
-                        digest,
-                    },
-                    hashed,
-                )
-            })
-            .collect();
-        Ok(out)
+        .store(&self.cache_path());
     }
 }
 
-/// Merge two path-sorted lists into added / modified / removed.
-fn diff(baseline: &[(String, Digest)], now: &[Tracked]) -> Changes {
+/// The tracked files as found now, and what the cache needs to skip the next walk.
+#[derive(Debug, Clone)]
+struct Current {
+    tracked: Vec<Tracked>,
+    dirs: Vec<(String, Stamp)>,
+    unmatched: Vec<String>,
+    skipped: Vec<String>,
+    hashed: usize,
+    walked: bool,
+}
+
+/// Merge the path-sorted baseline with the path-sorted current files.
+fn diff<'a>(baseline: impl Iterator<Item = (&'a str, &'a Digest)>, now: &[Tracked]) -> Changes {
     let mut changes = Changes::default();
-    let (mut i, mut j) = (0, 0);
-    while i < baseline.len() || j < now.len() {
-        match (baseline.get(i), now.get(j)) {
+    let mut baseline = baseline.peekable();
+    let mut now = now.iter().peekable();
+    loop {
+        match (baseline.peek(), now.peek()) {
             (Some((old_path, old)), Some(new)) if *old_path == new.path => {
-                if *old != new.digest {
+                if **old != new.digest {
                     changes.modified.push(new.path.clone());
                 }
-                i += 1;
-                j += 1;
+                baseline.next();
+                now.next();
             }
-            (Some((old_path, _)), Some(new)) if *old_path < new.path => {
-                changes.removed.push(old_path.clone());
-                i += 1;
+            (Some((old_path, _)), Some(new)) if *old_path < new.path.as_str() => {
+                changes.removed.push(old_path.to_string());
+                baseline.next();
             }
-            (Some(_), Some(new)) | (None, Some(new)) => {
+            (_, Some(new)) => {
                 changes.added.push(new.path.clone());
-                j += 1;
+                now.next();
             }
             (Some((old_path, _)), None) => {
-                changes.removed.push(old_path.clone());
-                i += 1;
+                changes.removed.push(old_path.to_string());
+                baseline.next();
             }
-            (None, None) => break,
+            (None, None) => return changes,
         }
     }
-    changes
 }

@@ -1,6 +1,8 @@
 //! What `lstat` says about a path, reduced to what tells us its content may have changed.
+//! castoff targets unix (Linux, macOS): stamps use inode numbers and ctime.
 
 use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
 
 use serde::{Deserialize, Serialize};
 
@@ -39,11 +41,26 @@ impl Stamp {
         } else {
             Kind::Other
         };
+        Stamp { size: meta.len(), mtime_ns: mtime_ns(meta), ctime_ns: ctime_ns(meta), ino: ino(meta), kind }
+    }
+
+    /// From a raw `stat` (as `statat` relative to a directory fd returns it).
+    /// The casts are needed: the field types differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn from_stat(stat: &rustix::fs::Stat) -> Stamp {
+        use rustix::fs::FileType;
+        let kind = match FileType::from_raw_mode(stat.st_mode as _) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            _ => Kind::Other,
+        };
+        let ns = |secs: i64, nanos: i64| secs.saturating_mul(1_000_000_000).saturating_add(nanos);
         Stamp {
-            size: meta.len(),
-            mtime_ns: mtime_ns(meta),
-            ctime_ns: ctime_ns(meta),
-            ino: ino(meta),
+            size: stat.st_size as u64,
+            mtime_ns: ns(stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+            ctime_ns: ns(stat.st_ctime as i64, stat.st_ctime_nsec as i64),
+            ino: stat.st_ino as u64,
             kind,
         }
     }
@@ -54,45 +71,16 @@ impl Stamp {
     }
 }
 
-#[cfg(unix)]
 fn mtime_ns(meta: &Metadata) -> i64 {
-    use std::os::unix::fs::MetadataExt;
-    meta.mtime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(meta.mtime_nsec())
+    meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
 }
 
-#[cfg(unix)]
 fn ctime_ns(meta: &Metadata) -> i64 {
-    use std::os::unix::fs::MetadataExt;
-    meta.ctime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(meta.ctime_nsec())
+    meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec())
 }
 
-#[cfg(unix)]
 fn ino(meta: &Metadata) -> u64 {
-    use std::os::unix::fs::MetadataExt;
     meta.ino()
-}
-
-#[cfg(not(unix))]
-fn mtime_ns(meta: &Metadata) -> i64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
-#[cfg(not(unix))]
-fn ctime_ns(meta: &Metadata) -> i64 {
-    mtime_ns(meta)
-}
-
-#[cfg(not(unix))]
-fn ino(_meta: &Metadata) -> u64 {
-    0
 }
 
 /// Wall-clock now in nanoseconds since the epoch, the scale file timestamps use.

@@ -5,13 +5,21 @@
 //! repository costs two system calls. Every directory visited is recorded with its
 //! stamp: an unchanged directory mtime proves no entry was added, removed or renamed in
 //! it, which lets the stat cache skip the walk entirely next time.
+//!
+//! The walk lists each directory through an open fd and stats entries relative to it,
+//! so the kernel never re-resolves a long path, and subdirectories are walked in
+//! parallel. Only directories and tracked files are stat'ed; `d_type` sorts the rest.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::Path;
 
+use std::os::fd::{AsFd, OwnedFd};
+
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags, CWD};
 
 use super::stamp::{Kind, Stamp};
 use crate::config::VersionConfig;
@@ -45,10 +53,7 @@ pub struct Listing {
 }
 
 fn glob(pattern: &str) -> std::result::Result<Glob, globset::Error> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
+    GlobBuilder::new(pattern).literal_separator(true).backslash_escape(true).build()
 }
 
 impl SourceSet {
@@ -72,11 +77,7 @@ impl SourceSet {
                 }
             }
             builder.build().map_err(|e| {
-                Error::invalid(
-                    Location::file(config_file).with_key(key),
-                    e.to_string(),
-                    "simplify the globs",
-                )
+                Error::invalid(Location::file(config_file).with_key(key), e.to_string(), "simplify the globs")
             })
         };
         let include = compile("version.sources", &config.sources, true)?;
@@ -108,9 +109,7 @@ impl SourceSet {
 
     fn prunes(&self, dir: &str) -> bool {
         let name = dir.rsplit('/').next().unwrap_or(dir);
-        name == ".git"
-            || ALWAYS_EXCLUDED_DIRS.contains(&dir)
-            || self.pruned_dirs.iter().any(|p| p == dir)
+        name == ".git" || ALWAYS_EXCLUDED_DIRS.contains(&dir) || self.pruned_dirs.iter().any(|p| p == dir)
     }
 
     /// Enumerate the tracked files under `root`.
@@ -124,13 +123,11 @@ impl SourceSet {
                 // A literal path: one lstat instead of a walk.
                 match self.lstat_inside(root, &prefix, &mut listing)? {
                     Some(stamp) if stamp.kind == Kind::Dir => walk_roots.push(prefix),
-                    Some(stamp) => {
-                        if self.tracks(&prefix) {
-                            listing.files.insert(prefix.clone(), stamp);
-                            matched[index] = true;
-                        }
+                    Some(stamp) if self.tracks(&prefix) => {
+                        listing.files.insert(prefix.clone(), stamp);
+                        matched[index] = true;
                     }
-                    None => {}
+                    _ => {}
                 }
             } else {
                 walk_roots.push(prefix);
@@ -144,10 +141,10 @@ impl SourceSet {
                 let Ok(single) = glob(pattern) else { continue };
                 let single = single.compile_matcher();
                 let dir_prefix = format!("{}/", crate::config::normalise(pattern));
-                let hit = listing.files.keys().any(|path| {
-                    single.is_match(path)
-                        || (!has_glob_meta(pattern) && path.starts_with(&dir_prefix))
-                });
+                let hit = listing
+                    .files
+                    .keys()
+                    .any(|path| single.is_match(path) || (!has_glob_meta(pattern) && path.starts_with(&dir_prefix)));
                 if !hit {
                     listing.unmatched.push(pattern.clone());
                 }
@@ -171,10 +168,7 @@ impl SourceSet {
             let full = root.join(&so_far);
             let meta = match fs::symlink_metadata(&full) {
                 Ok(meta) => meta,
-                Err(e)
-                    if e.kind() == io::ErrorKind::NotFound
-                        || e.kind() == io::ErrorKind::NotADirectory =>
-                {
+                Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {
                     self.record_dir(root, &parent, listing)?;
                     return Ok(None);
                 }
@@ -182,9 +176,7 @@ impl SourceSet {
             };
             let last = i + 1 == parts.len();
             if meta.file_type().is_symlink() && !last {
-                listing.skipped.push(format!(
-                    "{so_far}: a symlinked directory; castoff never follows symlinks"
-                ));
+                listing.skipped.push(format!("{so_far}: a symlinked directory; castoff never follows symlinks"));
                 return Ok(None);
             }
             if last {
@@ -199,11 +191,7 @@ impl SourceSet {
         if listing.dirs.contains_key(rel) {
             return Ok(());
         }
-        let full = if rel.is_empty() {
-            root.to_path_buf()
-        } else {
-            root.join(rel)
-        };
+        let full = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
         match fs::symlink_metadata(&full) {
             Ok(meta) => {
                 listing.dirs.insert(rel.to_string(), Stamp::of(&meta));
@@ -216,75 +204,151 @@ impl SourceSet {
 
     fn walk(&self, root: &Path, start: &str, listing: &mut Listing) -> Result<()> {
         // The start directory itself must be reached without passing a symlink.
-        if !start.is_empty() {
+        let stamp = if start.is_empty() {
+            self.record_dir(root, "", listing)?;
+            match listing.dirs.get("") {
+                Some(stamp) => *stamp,
+                None => return Ok(()),
+            }
+        } else {
             match self.lstat_inside(root, start, listing)? {
-                Some(stamp) if stamp.kind == Kind::Dir => {}
+                Some(stamp) if stamp.kind == Kind::Dir => stamp,
                 Some(stamp) if stamp.kind == Kind::Symlink => {
-                    listing.skipped.push(format!(
-                        "{start}: a symlinked directory; castoff never follows symlinks"
-                    ));
+                    listing.skipped.push(format!("{start}: a symlinked directory; castoff never follows symlinks"));
                     return Ok(());
                 }
                 _ => return Ok(()),
             }
-        }
-        let base = if start.is_empty() {
-            root.to_path_buf()
-        } else {
-            root.join(start)
         };
-        let walker = walkdir::WalkDir::new(&base)
-            .follow_links(false)
-            .follow_root_links(false)
-            .sort_by_file_name();
-        let mut entries = walker.into_iter();
-        while let Some(entry) = entries.next() {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    let path = e
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| base.clone());
-                    let source = e
-                        .into_io_error()
-                        .unwrap_or_else(|| io::Error::other("filesystem loop"));
-                    return Err(Error::io("read directory", &path, source));
-                }
-            };
-            let Ok(relative) = entry.path().strip_prefix(root) else {
-                continue;
-            };
-            let Some(rel) = relative.to_str().map(|s| s.replace('\\', "/")) else {
-                listing
-                    .skipped
-                    .push(format!("{}: not a UTF-8 path", relative.display()));
-                continue;
-            };
-            if rel.contains('\n') {
-                listing
-                    .skipped
-                    .push(format!("{rel:?}: a newline in the name"));
-                continue;
-            }
-            let meta = entry.metadata().map_err(|e| {
-                let source = e
-                    .into_io_error()
-                    .unwrap_or_else(|| io::Error::other("metadata"));
-                Error::io("inspect", entry.path(), source)
-            })?;
-            if entry.file_type().is_dir() {
-                if !rel.is_empty() && self.prunes(&rel) {
-                    entries.skip_current_dir();
-                    continue;
-                }
-                listing.dirs.insert(rel, Stamp::of(&meta));
-            } else if self.tracks(&rel) {
-                listing.files.insert(rel, Stamp::of(&meta));
-            }
-        }
+        let full = if start.is_empty() { root.to_path_buf() } else { root.join(start) };
+        let fd = open_dir(CWD, &full).map_err(|e| Error::io("open directory", &full, e))?;
+        let found = self.walk_dir(root, fd, start.to_string(), stamp)?;
+        listing.files.extend(found.files);
+        listing.dirs.extend(found.dirs);
+        listing.skipped.extend(found.skipped);
         Ok(())
     }
+
+    /// List one directory through its fd, stat entries relative to it (no path
+    /// re-resolution), and descend into subdirectories in parallel.
+    fn walk_dir(&self, root: &Path, fd: OwnedFd, rel: String, stamp: Stamp) -> Result<Found> {
+        let full = || root.join(&rel);
+        let mut found = Found::default();
+        let mut subdirs = Vec::new();
+        let dir = Dir::read_from(&fd).map_err(|e| Error::io("read directory", &full(), e.into()))?;
+        for entry in dir {
+            let entry = entry.map_err(|e| Error::io("read directory", &full(), e.into()))?;
+            let name = entry.file_name();
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                found.skipped.push(format!(
+                    "{}: not a UTF-8 name",
+                    full().join(String::from_utf8_lossy(bytes).as_ref()).display()
+                ));
+                continue;
+            };
+            let child = if rel.is_empty() { text.to_string() } else { format!("{rel}/{text}") };
+            if text.contains('\n') {
+                found.skipped.push(format!("{child:?}: a newline in the name"));
+                continue;
+            }
+            let kind = entry.file_type();
+            let is_dir = kind == FileType::Directory;
+            // Only directories and tracked files need a stat; d_type says which is which.
+            if !(is_dir || kind == FileType::Unknown || self.tracks(&child)) {
+                continue;
+            }
+            let stat = statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| Error::io("inspect", &root.join(&child), e.into()))?;
+            let child_stamp = Stamp::from_stat(&stat);
+            match child_stamp.kind {
+                Kind::Dir if !self.prunes(&child) => subdirs.push((child, name.to_owned(), child_stamp)),
+                Kind::Dir => {}
+                Kind::File | Kind::Symlink if self.tracks(&child) => found.files.push((child, child_stamp)),
+                Kind::Other if self.tracks(&child) => {
+                    found.skipped.push(format!("{child}: not a regular file (device, socket or fifo)"))
+                }
+                _ => {}
+            }
+        }
+        found.dirs.push((rel, stamp));
+        let children: Vec<Result<Found>> = subdirs
+            .into_par_iter()
+            .map(|(child, name, child_stamp)| {
+                let child_fd =
+                    open_dir(&fd, name.as_c_str()).map_err(|e| Error::io("open directory", &root.join(&child), e))?;
+                self.walk_dir(root, child_fd, child, child_stamp)
+            })
+            .collect();
+        for child in children {
+            let child = child?;
+            found.files.extend(child.files);
+            found.dirs.extend(child.dirs);
+            found.skipped.extend(child.skipped);
+        }
+        Ok(found)
+    }
+}
+
+/// What one directory subtree contributed to a walk.
+#[derive(Default)]
+struct Found {
+    files: Vec<(String, Stamp)>,
+    dirs: Vec<(String, Stamp)>,
+    skipped: Vec<String>,
+}
+
+/// Fresh stamps for `files`, in order, if every directory in `dirs` still has its
+/// recorded stamp (so no entry can have appeared or gone). `None` means a walk is
+/// needed: a directory changed, its stamp was too fresh to trust, or a file vanished.
+///
+/// Each parallel chunk keeps the fd of the directory it is in and stats basenames
+/// relative to it; the files are sorted by path, so that fd changes rarely.
+pub fn restat(root: &Path, dirs: &[(String, Stamp)], taken_at_ns: i64, files: &[super::Tracked]) -> Option<Vec<Stamp>> {
+    let root_fd = open_path(CWD, root).ok()?;
+    let stat_rel = |at: &OwnedFd, rel: &str| -> Option<Stamp> {
+        let rel = if rel.is_empty() { "." } else { rel };
+        statat(at, rel, AtFlags::SYMLINK_NOFOLLOW).ok().map(|s| Stamp::from_stat(&s))
+    };
+    let dirs_unchanged =
+        dirs.par_iter().all(|(rel, old)| old.trustworthy(taken_at_ns) && stat_rel(&root_fd, rel).as_ref() == Some(old));
+    if !dirs_unchanged {
+        return None;
+    }
+    let chunk = (files.len() / (rayon::current_num_threads() * 4)).max(512);
+    let chunks: Option<Vec<Vec<Stamp>>> = files
+        .par_chunks(chunk)
+        .map(|files| {
+            let mut current: Option<(&str, OwnedFd)> = None;
+            let mut stamps = Vec::with_capacity(files.len());
+            for file in files {
+                let (dir, name) = file.path.rsplit_once('/').unwrap_or(("", file.path.as_str()));
+                if current.as_ref().map(|(d, _)| *d) != Some(dir) {
+                    let at = if dir.is_empty() { "." } else { dir };
+                    current = Some((dir, open_path(&root_fd, at).ok()?));
+                }
+                let (_, fd) = current.as_ref()?;
+                stamps.push(stat_rel(fd, name)?);
+            }
+            Some(stamps)
+        })
+        .collect();
+    Some(chunks?.into_iter().flatten().collect())
+}
+
+/// An `O_PATH` handle on a directory: enough to stat relative to, cheaper than opening.
+fn open_path<P: rustix::path::Arg>(at: impl AsFd, path: P) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    openat(at, path, flags, Mode::empty()).map_err(io::Error::from)
+}
+
+/// Open a directory for listing, refusing to follow a symlink in its last component.
+fn open_dir<P: rustix::path::Arg>(at: impl AsFd, path: P) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    openat(at, path, flags, Mode::empty()).map_err(io::Error::from)
 }
 
 fn has_glob_meta(pattern: &str) -> bool {
@@ -298,11 +362,7 @@ fn literal_prefix(pattern: &str) -> String {
     if !has_glob_meta(&normal) {
         return normal;
     }
-    normal
-        .split('/')
-        .take_while(|part| !has_glob_meta(part))
-        .collect::<Vec<_>>()
-        .join("/")
+    normal.split('/').take_while(|part| !has_glob_meta(part)).collect::<Vec<_>>().join("/")
 }
 
 /// Drop walk roots inside other walk roots, so each directory is walked once.
@@ -311,9 +371,7 @@ fn outermost(mut roots: Vec<String>) -> Vec<String> {
     roots.dedup();
     let mut kept: Vec<String> = Vec::new();
     for root in roots {
-        let inside = kept
-            .iter()
-            .any(|k| k.is_empty() || root == *k || root.starts_with(&format!("{k}/")));
+        let inside = kept.iter().any(|k| k.is_empty() || root == *k || root.starts_with(&format!("{k}/")));
         if !inside {
             kept.push(root);
         }
@@ -331,15 +389,7 @@ mod tests {
         assert_eq!(literal_prefix("*.py"), "");
         assert_eq!(literal_prefix("./app.py"), "app.py");
         assert_eq!(literal_prefix("a/b/c*.txt"), "a/b");
-        assert_eq!(
-            outermost(vec![
-                "src/a".into(),
-                "src".into(),
-                "lib".into(),
-                "src".into()
-            ]),
-            ["lib", "src"]
-        );
+        assert_eq!(outermost(vec!["src/a".into(), "src".into(), "lib".into(), "src".into()]), ["lib", "src"]);
         assert_eq!(outermost(vec!["src".into(), "".into()]), [""]);
     }
 }

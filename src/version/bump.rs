@@ -75,9 +75,7 @@ impl BumpError {
     pub fn hint(&self) -> String {
         match self {
             BumpError::BadLabel { hint, .. } => hint.clone(),
-            BumpError::NotPrerelease { .. } => {
-                "use `castoff bump patch|minor|major` to make a new version".into()
-            }
+            BumpError::NotPrerelease { .. } => "use `castoff bump patch|minor|major` to make a new version".into(),
             BumpError::Backwards { current, .. } => format!(
                 "prerelease labels sort alphabetically; pick one that sorts after `{}`, \
                  or finish the release with `castoff bump release`",
@@ -95,9 +93,7 @@ impl FromStr for Level {
             "major" => Ok(Level::Major),
             "minor" => Ok(Level::Minor),
             "patch" => Ok(Level::Patch),
-            other => Err(format!(
-                "unknown level `{other}`: use major, minor or patch"
-            )),
+            other => Err(format!("unknown level `{other}`: use major, minor or patch")),
         }
     }
 }
@@ -107,32 +103,20 @@ impl FromStr for Level {
 pub fn next_version(current: &Version, request: &BumpRequest) -> Result<Version, BumpError> {
     let next = match request {
         BumpRequest::Level { level, pre: None } => finish_or_raise(current, *level)?,
-        BumpRequest::Level {
-            level,
-            pre: Some(label),
-        } => {
+        BumpRequest::Level { level, pre: Some(label) } => {
             validate_label(label)?;
             let base = finish_or_raise(current, *level)?;
             let (current_label, current_number) = split_prerelease(&current.pre);
-            let same_release = base.major == current.major
-                && base.minor == current.minor
-                && base.patch == current.patch;
+            let same_release =
+                base.major == current.major && base.minor == current.minor && base.patch == current.patch;
             let advancing = same_release && !current.pre.is_empty() && current_label == *label;
-            let number = if advancing {
-                current_number.unwrap_or(0).checked_add(1)
-            } else {
-                Some(1)
-            }
-            .ok_or_else(|| BumpError::Overflow {
-                current: current.clone(),
-            })?;
+            let number = if advancing { current_number.unwrap_or(0).checked_add(1) } else { Some(1) }
+                .ok_or_else(|| BumpError::Overflow { current: current.clone() })?;
             with_prerelease(base, label, number)
         }
         BumpRequest::Release => {
             if current.pre.is_empty() {
-                return Err(BumpError::NotPrerelease {
-                    current: current.clone(),
-                });
+                return Err(BumpError::NotPrerelease { current: current.clone() });
             }
             Version::new(current.major, current.minor, current.patch)
         }
@@ -142,22 +126,13 @@ pub fn next_version(current: &Version, request: &BumpRequest) -> Result<Version,
             } else {
                 let (label, number) = split_prerelease(&current.pre);
                 let next = number.unwrap_or(0).checked_add(1);
-                let next = next.ok_or_else(|| BumpError::Overflow {
-                    current: current.clone(),
-                })?;
-                with_prerelease(
-                    Version::new(current.major, current.minor, current.patch),
-                    &label,
-                    next,
-                )
+                let next = next.ok_or_else(|| BumpError::Overflow { current: current.clone() })?;
+                with_prerelease(Version::new(current.major, current.minor, current.patch), &label, next)
             }
         }
     };
     if next <= *current {
-        return Err(BumpError::Backwards {
-            current: current.clone(),
-            next,
-        });
+        return Err(BumpError::Backwards { current: current.clone(), next });
     }
     Ok(next)
 }
@@ -166,9 +141,7 @@ pub fn next_version(current: &Version, request: &BumpRequest) -> Result<Version,
 /// release is finished, anything else is raised.
 fn finish_or_raise(current: &Version, level: Level) -> Result<Version, BumpError> {
     let pre = !current.pre.is_empty();
-    let overflow = || BumpError::Overflow {
-        current: current.clone(),
-    };
+    let overflow = || BumpError::Overflow { current: current.clone() };
     let (major, minor, patch) = (current.major, current.minor, current.patch);
     Ok(match level {
         Level::Major if pre && minor == 0 && patch == 0 => Version::new(major, 0, 0),
@@ -196,11 +169,7 @@ fn split_prerelease(pre: &Prerelease) -> (String, Option<u64>) {
 }
 
 fn with_prerelease(mut base: Version, label: &str, number: u64) -> Version {
-    let text = if label.is_empty() {
-        number.to_string()
-    } else {
-        format!("{label}.{number}")
-    };
+    let text = if label.is_empty() { number.to_string() } else { format!("{label}.{number}") };
     // The label was validated and the number is digits, so this parses.
     base.pre = Prerelease::new(&text).unwrap_or(Prerelease::EMPTY);
     base.build = BuildMetadata::EMPTY;
@@ -216,9 +185,7 @@ fn validate_label(label: &str) -> Result<(), BumpError> {
         return Err(bad("the label is empty"));
     }
     if label.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad(
-            "a label made only of digits would be read as the counter",
-        ));
+        return Err(bad("a label made only of digits would be read as the counter"));
     }
     if Prerelease::new(label).is_err() || label.contains('+') {
         return Err(bad("labels may use letters, digits, `-` and `.`"));
@@ -240,30 +207,15 @@ mod tests {
     }
 
     fn pre(level: Level, label: &str) -> BumpRequest {
-        BumpRequest::Level {
-            level,
-            pre: Some(label.into()),
-        }
+        BumpRequest::Level { level, pre: Some(label.into()) }
     }
 
     #[test]
     fn raises_one_part_and_resets_the_lower_ones() {
-        assert_eq!(
-            next_version(&v("0.1.9"), &level(Level::Patch)).unwrap(),
-            v("0.1.10")
-        );
-        assert_eq!(
-            next_version(&v("0.1.10"), &level(Level::Minor)).unwrap(),
-            v("0.2.0")
-        );
-        assert_eq!(
-            next_version(&v("0.2.7"), &level(Level::Major)).unwrap(),
-            v("1.0.0")
-        );
-        assert_eq!(
-            next_version(&v("1.2.3+build.9"), &level(Level::Patch)).unwrap(),
-            v("1.2.4")
-        );
+        assert_eq!(next_version(&v("0.1.9"), &level(Level::Patch)).unwrap(), v("0.1.10"));
+        assert_eq!(next_version(&v("0.1.10"), &level(Level::Minor)).unwrap(), v("0.2.0"));
+        assert_eq!(next_version(&v("0.2.7"), &level(Level::Major)).unwrap(), v("1.0.0"));
+        assert_eq!(next_version(&v("1.2.3+build.9"), &level(Level::Patch)).unwrap(), v("1.2.4"));
     }
 
     #[test]
@@ -272,28 +224,13 @@ mod tests {
         assert_eq!(rc1, v("1.3.0-rc.1"));
         let rc2 = next_version(&rc1, &pre(Level::Minor, "rc")).unwrap();
         assert_eq!(rc2, v("1.3.0-rc.2"));
-        assert_eq!(
-            next_version(&rc2, &BumpRequest::Auto).unwrap(),
-            v("1.3.0-rc.3")
-        );
-        assert_eq!(
-            next_version(&rc2, &BumpRequest::Release).unwrap(),
-            v("1.3.0")
-        );
-        assert_eq!(
-            next_version(&rc2, &level(Level::Minor)).unwrap(),
-            v("1.3.0")
-        );
-        assert_eq!(
-            next_version(&rc2, &level(Level::Major)).unwrap(),
-            v("2.0.0")
-        );
+        assert_eq!(next_version(&rc2, &BumpRequest::Auto).unwrap(), v("1.3.0-rc.3"));
+        assert_eq!(next_version(&rc2, &BumpRequest::Release).unwrap(), v("1.3.0"));
+        assert_eq!(next_version(&rc2, &level(Level::Minor)).unwrap(), v("1.3.0"));
+        assert_eq!(next_version(&rc2, &level(Level::Major)).unwrap(), v("2.0.0"));
         let beta = next_version(&v("1.3.0-alpha.4"), &pre(Level::Minor, "beta")).unwrap();
         assert_eq!(beta, v("1.3.0-beta.1"));
-        assert_eq!(
-            next_version(&v("2.0.0-rc"), &pre(Level::Major, "rc")).unwrap(),
-            v("2.0.0-rc.1")
-        );
+        assert_eq!(next_version(&v("2.0.0-rc"), &pre(Level::Major, "rc")).unwrap(), v("2.0.0-rc.1"));
     }
 
     #[test]
@@ -306,32 +243,21 @@ mod tests {
     #[test]
     fn release_needs_a_prerelease() {
         let err = next_version(&v("1.2.3"), &BumpRequest::Release).unwrap_err();
-        assert_eq!(
-            err,
-            BumpError::NotPrerelease {
-                current: v("1.2.3")
-            }
-        );
+        assert_eq!(err, BumpError::NotPrerelease { current: v("1.2.3") });
     }
 
     #[test]
     fn rejects_bad_labels() {
         for label in ["", "7", "r c", "rc+1", "ü"] {
             let err = next_version(&v("1.0.0"), &pre(Level::Patch, label)).unwrap_err();
-            assert!(
-                matches!(err, BumpError::BadLabel { .. }),
-                "{label:?} gave {err:?}"
-            );
+            assert!(matches!(err, BumpError::BadLabel { .. }), "{label:?} gave {err:?}");
         }
     }
 
     #[test]
     fn overflow_is_an_error_not_a_panic() {
         let max = Version::new(1, 2, u64::MAX);
-        assert!(matches!(
-            next_version(&max, &BumpRequest::Auto),
-            Err(BumpError::Overflow { .. })
-        ));
+        assert!(matches!(next_version(&max, &BumpRequest::Auto), Err(BumpError::Overflow { .. })));
     }
 
     proptest! {

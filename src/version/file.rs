@@ -41,23 +41,14 @@ impl VersionFile {
                 return Err(Error::invalid(
                     Location::file(shown),
                     "the version file does not exist",
-                    format!(
-                        "create it with `castoff init`, or write a version such as 0.1.0 into {}",
-                        shown.display()
-                    ),
+                    format!("create it with `castoff init`, or write a version such as 0.1.0 into {}", shown.display()),
                 ))
             }
             Err(e) => return Err(Error::io("read", path, e)),
         };
-        let (version, bom, line_ending) = parse(&bytes).map_err(|(problem, hint)| {
-            Error::invalid(Location::file(shown).with_line(1), problem, hint)
-        })?;
-        Ok(VersionFile {
-            path: path.to_path_buf(),
-            version,
-            bom,
-            line_ending,
-        })
+        let (version, bom, line_ending) = parse(&bytes)
+            .map_err(|(problem, hint)| Error::invalid(Location::file(shown).with_line(1), problem, hint))?;
+        Ok(VersionFile { path: path.to_path_buf(), version, bom, line_ending })
     }
 
     /// The bytes this file would hold with `version`, in its original style.
@@ -79,12 +70,8 @@ impl VersionFile {
 
     /// A new VERSION file in the conventional style (no BOM, LF).
     pub fn create(path: &Path, version: &Version) -> Result<VersionFile> {
-        let mut file = VersionFile {
-            path: path.to_path_buf(),
-            version: version.clone(),
-            bom: false,
-            line_ending: LineEnding::Lf,
-        };
+        let mut file =
+            VersionFile { path: path.to_path_buf(), version: version.clone(), bom: false, line_ending: LineEnding::Lf };
         file.write(version)?;
         Ok(file)
     }
@@ -94,10 +81,7 @@ impl VersionFile {
 pub fn parse(bytes: &[u8]) -> Result<(Version, bool, LineEnding), (String, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         (
-            format!(
-                "the version file is not UTF-8 text (invalid byte at offset {})",
-                e.valid_up_to()
-            ),
+            format!("the version file is not UTF-8 text (invalid byte at offset {})", e.valid_up_to()),
             "write the version as plain text, e.g. 0.1.0".to_string(),
         )
     })?;
@@ -114,10 +98,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Version, bool, LineEnding), (String, Strin
     };
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err((
-            "the version file is empty".into(),
-            "write a version such as 0.1.0 into it".into(),
-        ));
+        return Err(("the version file is empty".into(), "write a version such as 0.1.0 into it".into()));
     }
     if trimmed.lines().count() > 1 {
         return Err((
@@ -138,35 +119,28 @@ pub fn parse_version(text: &str) -> Result<Version, (String, String)> {
     }
     let core = text.split(['-', '+']).next().unwrap_or(text);
     let parts: Vec<&str> = core.split('.').collect();
-    if parts
-        .iter()
-        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
         match parts.len() {
             1 | 2 => {
                 let padded: Vec<&str> = parts.iter().copied().chain(["0", "0"]).take(3).collect();
                 return Err((
-                    format!(
-                        "`{text}` has {} numeric part(s); a version needs major.minor.patch",
-                        parts.len()
-                    ),
+                    format!("`{text}` has {} numeric part(s); a version needs major.minor.patch", parts.len()),
                     format!("write `{}`", padded.join(".")),
                 ));
             }
-            n if n > 3 => return Err((
-                format!(
-                    "`{text}` has {n} numeric parts; semver has exactly three (major.minor.patch)"
-                ),
-                "drop the extra parts, or move them into build metadata, e.g. 1.2.3+4".into(),
-            )),
+            n if n > 3 => {
+                return Err((
+                    format!("`{text}` has {n} numeric parts; semver has exactly three (major.minor.patch)"),
+                    "drop the extra parts, or move them into build metadata, e.g. 1.2.3+4".into(),
+                ))
+            }
             _ => {}
         }
     }
     Version::parse(text).map_err(|e| {
         (
             format!("`{text}` is not a semantic version: {e}"),
-            "write major.minor.patch with an optional -prerelease and +build, e.g. 1.4.0-rc.1"
-                .into(),
+            "write major.minor.patch with an optional -prerelease and +build, e.g. 1.4.0-rc.1".into(),
         )
     })
 }
@@ -181,12 +155,7 @@ mod tests {
         assert_eq!(v, Version::new(1, 2, 3));
         assert!(bom);
         assert_eq!(le, LineEnding::CrLf);
-        let file = VersionFile {
-            path: "VERSION".into(),
-            version: v,
-            bom,
-            line_ending: le,
-        };
+        let file = VersionFile { path: "VERSION".into(), version: v, bom, line_ending: le };
         assert_eq!(file.render(&Version::new(1, 2, 4)), "\u{feff}1.2.4\r\n");
     }
 

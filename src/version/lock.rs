@@ -47,38 +47,22 @@ impl ProjectLock {
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
                 Err(TryLockError::WouldBlock) => {
-                    return Err(Error::Locked {
-                        path: path.to_path_buf(),
-                        holder: read_holder(path),
-                    })
+                    return Err(Error::Locked { path: path.to_path_buf(), holder: read_holder(path) })
                 }
                 Err(TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
             }
         }
-        let mut lock = ProjectLock {
-            file,
-            path: path.to_path_buf(),
-        };
+        let mut lock = ProjectLock { file, path: path.to_path_buf() };
         lock.record_holder(purpose)?;
         Ok(lock)
     }
 
     fn record_holder(&mut self, purpose: &str) -> Result<()> {
-        let started = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let line = format!(
-            "pid {} · {purpose} · started {started}\n",
-            std::process::id()
-        );
+        let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let line = format!("pid {} · {purpose} · started {started}\n", std::process::id());
         self.file.set_len(0).with_path("write", &self.path)?;
-        self.file
-            .seek(SeekFrom::Start(0))
-            .with_path("write", &self.path)?;
-        self.file
-            .write_all(line.as_bytes())
-            .with_path("write", &self.path)?;
+        self.file.seek(SeekFrom::Start(0)).with_path("write", &self.path)?;
+        self.file.write_all(line.as_bytes()).with_path("write", &self.path)?;
         Ok(())
     }
 }
@@ -86,9 +70,7 @@ impl ProjectLock {
 /// Who holds the lock, as the holder recorded it; advisory locks do not block reading.
 fn read_holder(path: &Path) -> String {
     let mut text = String::new();
-    let recorded = File::open(path)
-        .and_then(|mut f| f.read_to_string(&mut text))
-        .is_ok();
+    let recorded = File::open(path).and_then(|mut f| f.read_to_string(&mut text)).is_ok();
     let line = text.lines().next().unwrap_or("").trim();
     if !recorded || line.is_empty() {
         return "holder unknown".into();
@@ -96,10 +78,7 @@ fn read_holder(path: &Path) -> String {
     match line.rsplit_once(" · started ") {
         Some((who, started)) => match started.parse::<u64>() {
             Ok(secs) => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(secs);
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(secs);
                 format!("{who}, running for {}s", now.saturating_sub(secs))
             }
             Err(_) => line.to_string(),

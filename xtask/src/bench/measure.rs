@@ -1,0 +1,59 @@
+//! Timing helpers: run a command several times, keep the median, print ratio tables.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+/// Median wall time of `runs` timed calls, after an optional untimed warm-up.
+#[derive(Clone, Copy)]
+pub struct Timing {
+    pub median: Duration,
+}
+
+pub fn time(runs: usize, warmup: bool, mut call: impl FnMut() -> Result<()>) -> Result<Timing> {
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    if warmup {
+        call()?;
+    }
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        call()?;
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    Ok(Timing { median: samples[samples.len() / 2] })
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// One row of a comparison table.
+pub struct Row {
+    pub what: String,
+    pub castoff: String,
+    pub other: String,
+    pub ratio: String,
+    pub goal: String,
+    pub met: bool,
+}
+
+pub fn print_table(title: &str, rows: &[Row]) {
+    println!("\n{title}\n");
+    println!("| measurement | castoff | compared with | ratio | goal | met |");
+    println!("|---|---|---|---|---|---|");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            row.what,
+            row.castoff,
+            row.other,
+            row.ratio,
+            row.goal,
+            if row.met { "yes" } else { "NO" }
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! `cargo xtask bench [GROUP]`: castoff measured side by side with the tool a user would
+//! otherwise run, in one run, reported as ratios. Nothing here asserts a time; the
+//! figures go into the issue notes.
+
+mod measure;
+mod sources;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Which benchmark group to run (default: all).
+    group: Option<Group>,
+    /// Files in the generated source tree.
+    #[arg(long, default_value_t = 100_000)]
+    files: usize,
+    /// Total size of the generated source tree, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    mib: u64,
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Group {
+    /// Source tracking: status, fingerprint, edited file, start-up.
+    Sources,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let castoff = build_castoff()?;
+    if args.group.is_none() || args.group == Some(Group::Sources) {
+        sources::run(&castoff, &args)?;
+    }
+    Ok(())
+}
+
+/// Build the release binary the benchmarks time.
+fn build_castoff() -> Result<std::path::PathBuf> {
+    let root = crate::workspace_root();
+    duct::cmd!("cargo", "build", "--release", "--quiet", "--package", "castoff", "--bin", "castoff")
+        .dir(&root)
+        .run()
+        .context("building castoff in release mode")?;
+    Ok(root.join("target/release/castoff"))
+}
