@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use castoff::{BumpRequest, Error, InitOptions, Level, Project, WriteOptions};
+use castoff::{BumpRequest, Error, InitOptions, Project, WriteOptions};
 
 /// Cut multi-arch releases with one command.
 #[derive(Debug, Parser)]
@@ -64,8 +64,8 @@ enum Command {
     /// Raise the version: major, minor or patch; release (drop the prerelease); or auto
     /// (patch, only when tracked sources changed).
     Bump {
-        #[arg(value_enum)]
-        level: BumpLevel,
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(BumpRequest::LEVELS))]
+        level: String,
         /// Start or advance a prerelease with this label, e.g. rc (1.3.0-rc.1 → 1.3.0-rc.2).
         #[arg(long, value_name = "LABEL")]
         pre: Option<String>,
@@ -73,15 +73,6 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum BumpLevel {
-    Major,
-    Minor,
-    Patch,
-    Release,
-    Auto,
 }
 
 /// Where output goes and how much of it.
@@ -248,8 +239,8 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
                 format!("{}: VERSION was raised by hand; `castoff bump auto` records the baseline", status.version)
             } else if !status.has_baseline {
                 format!(
-                    "{}: no source baseline yet, so every tracked file counts as added; `castoff bump` records one",
-                    status.version
+                    "{}: no source baseline yet ({} tracked files); `castoff bump auto` records it for this version",
+                    status.version, status.tracked
                 )
             } else if status.bump_due {
                 format!("{}: {} tracked source(s) changed; a bump is due", status.version, status.changes.len())
@@ -260,32 +251,16 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
             Ok(if check && status.bump_due { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
         Command::Bump { level, pre, dry_run } => {
-            let request = match (level, pre) {
-                (BumpLevel::Major, pre) => BumpRequest::Level { level: Level::Major, pre },
-                (BumpLevel::Minor, pre) => BumpRequest::Level { level: Level::Minor, pre },
-                (BumpLevel::Patch, pre) => BumpRequest::Level { level: Level::Patch, pre },
-                (BumpLevel::Release, None) => BumpRequest::Release,
-                (BumpLevel::Auto, None) => BumpRequest::Auto,
-                (other, Some(_)) => {
-                    return Err(Error::usage(
-                        format!("--pre cannot be used with `bump {}`", format!("{other:?}").to_lowercase()),
-                        "use --pre with major, minor or patch, e.g. `castoff bump minor --pre rc`",
-                    )
-                    .into())
-                }
-            };
+            let request = BumpRequest::parse(&level, pre).map_err(|problem| {
+                Error::usage(problem, "use --pre with major, minor or patch, e.g. `castoff bump minor --pre rc`")
+            })?;
             let outcome = open()?.bump(&request, WriteOptions { dry_run })?;
             outcome.warnings.iter().for_each(|w| output.warn(w));
             output.result(&outcome, |out| {
                 for (letter, path) in outcome.changes.listed() {
                     writeln!(out, "{letter} {path}")?;
                 }
-                let prefix = if outcome.dry_run { "dry run: would bump" } else { "bumped" };
-                if outcome.bumped {
-                    writeln!(out, "{prefix} {} → {} ({})", outcome.previous, outcome.version, outcome.reason)
-                } else {
-                    writeln!(out, "{} unchanged: {}", outcome.version, outcome.reason)
-                }
+                writeln!(out, "{}", outcome.summary())
             })?;
             Ok(ExitCode::SUCCESS)
         }

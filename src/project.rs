@@ -72,6 +72,17 @@ pub struct BumpOutcome {
     pub warnings: Vec<String>,
 }
 
+impl BumpOutcome {
+    /// One line for humans and logs: what changed and why.
+    pub fn summary(&self) -> String {
+        match (self.bumped, self.dry_run) {
+            (true, false) => format!("bumped {} → {} ({})", self.previous, self.version, self.reason),
+            (true, true) => format!("dry run: would bump {} → {} ({})", self.previous, self.version, self.reason),
+            (false, _) => format!("{} unchanged: {}", self.version, self.reason),
+        }
+    }
+}
+
 impl Project {
     /// Open the project that contains `start` (see [`config::locate`]).
     pub fn open(start: &Path, explicit_config: Option<&Path>) -> Result<Project> {
@@ -139,15 +150,17 @@ impl Project {
         }
         let interrupted = interrupted_bump(&version, &scan);
         let raised_by_hand = raised_by_hand(&version, &scan);
+        let has_baseline = scan.baseline_version.is_some();
         Ok(Status {
             version: version.to_string(),
             tracked: scan.tracked().len(),
-            bump_due: !scan.changes.is_empty() && interrupted.is_none() && !raised_by_hand,
-            has_baseline: scan.baseline_version.is_some(),
+            bump_due: has_baseline && !scan.changes.is_empty() && interrupted.is_none() && !raised_by_hand,
+            has_baseline,
             no_sources: sources.is_empty(),
             raised_by_hand,
             interrupted_bump: interrupted.map(|v| v.to_string()),
-            changes: scan.changes,
+            // Without a baseline everything would be "added": not worth listing.
+            changes: if has_baseline { scan.changes } else { Changes::default() },
             warnings,
             stats: scan.stats,
         })
@@ -172,7 +185,8 @@ impl Project {
             tag: self.tag_for(version),
             bumped,
             reason,
-            changes: scan.changes.clone(),
+            // Without a baseline everything would be "added": not worth listing.
+            changes: if scan.baseline_version.is_some() { scan.changes.clone() } else { Changes::default() },
             dry_run: options.dry_run,
             warnings: scan.warnings.clone(),
         };
@@ -185,6 +199,20 @@ impl Project {
         }
 
         let next = match request {
+            BumpRequest::Auto if scan.baseline_version.is_none() => {
+                if !options.dry_run {
+                    ensure_castoff_gitignore(&self.root)?;
+                    sources.record_baseline(&scan, &current)?;
+                }
+                return Ok(outcome(
+                    &current,
+                    false,
+                    format!(
+                        "no source baseline yet: recorded one for {current} ({} files); later changes call for a bump",
+                        scan.tracked().len()
+                    ),
+                ));
+            }
             BumpRequest::Auto if raised_by_hand(&current, &scan) => {
                 if !options.dry_run {
                     ensure_castoff_gitignore(&self.root)?;

@@ -5,8 +5,8 @@
 //! one `stat` per directory and per file, spread over the cores. It is only ever a
 //! hint: a missing, stale or corrupt cache costs a walk and a re-hash, never a wrong
 //! answer. Binary (postcard) because it is loaded on every check of possibly 100,000
-//! files; its entries are the scan's own [`Tracked`] values, so a check moves them
-//! rather than copying.
+//! files; its file table is the scan's own [`TrackedFiles`], column-wise, so loading
+//! it is a few copies and a check moves it rather than rebuilding it.
 
 use std::fs;
 use std::path::Path;
@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 
 use super::hash::Digest;
 use super::stamp::Stamp;
-use super::Tracked;
+use super::tracked::TrackedFiles;
 use crate::fsutil;
 
 pub const CACHE_FILE: &str = ".castoff/cache/stat.bin";
 
 /// Bumped whenever the layout below changes; an old cache is then ignored.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 #[derive(Debug, Deserialize)]
 pub struct StatCache {
@@ -36,7 +36,7 @@ pub struct StatCache {
     pub synced_with: Option<SyncedWith>,
     pub dirs: Vec<(String, Stamp)>,
     /// Sorted by path.
-    pub files: Vec<Tracked>,
+    pub files: TrackedFiles,
     pub unmatched: Vec<String>,
     pub skipped: Vec<String>,
 }
@@ -50,7 +50,7 @@ pub struct StatCacheRef<'a> {
     pub taken_at_ns: i64,
     pub synced_with: Option<SyncedWith>,
     pub dirs: &'a [(String, Stamp)],
-    pub files: &'a [Tracked],
+    pub files: &'a TrackedFiles,
     pub unmatched: &'a [String],
     pub skipped: &'a [String],
 }
@@ -81,9 +81,9 @@ impl StatCache {
     /// The digest cached for `path`, if its recorded stamp equals `stamp` and was taken
     /// late enough to be trusted.
     pub fn vouched_digest(&self, path: &str, stamp: &Stamp) -> Option<Digest> {
-        let index = self.files.binary_search_by(|f| f.path.as_str().cmp(path)).ok()?;
-        let entry = &self.files[index];
-        (entry.stamp == *stamp && entry.stamp.trustworthy(self.taken_at_ns)).then_some(entry.digest)
+        let index = self.files.find(path)?;
+        let cached = self.files.stamp(index);
+        (cached == *stamp && cached.trustworthy(self.taken_at_ns)).then(|| *self.files.digest(index))
     }
 }
 

@@ -14,14 +14,14 @@ pub mod baseline;
 pub mod cache;
 pub mod hash;
 pub mod stamp;
+pub mod tracked;
 pub mod walk;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
 use semver::Version;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::VersionConfig;
 use crate::error::Result;
@@ -29,16 +29,8 @@ pub use baseline::{Baseline, BASELINE_FILE};
 use cache::{StatCache, StatCacheRef, SyncedWith, CACHE_FILE};
 pub use hash::Digest;
 use stamp::Stamp;
+pub use tracked::TrackedFiles;
 pub use walk::SourceSet;
-
-/// One tracked file as of a scan (and, stored, as the stat cache remembers it).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Tracked {
-    pub path: String,
-    pub stamp: Stamp,
-    #[serde(with = "hash::digest_bytes")]
-    pub digest: Digest,
-}
 
 /// Differences between the tracked files now and the baseline.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -93,7 +85,7 @@ pub struct Scan {
 
 impl Scan {
     /// Every tracked file, sorted by path, with its digest now.
-    pub fn tracked(&self) -> &[Tracked] {
+    pub fn tracked(&self) -> &TrackedFiles {
         &self.current.tracked
     }
 }
@@ -148,28 +140,25 @@ impl Sources {
             })
             .and_then(|synced| Version::parse(&synced.version).ok());
 
-        let fresh = cache.as_ref().and_then(|c| walk::restat(&self.root, &c.dirs, c.taken_at_ns, &c.files));
-        let (current, changes_if_synced) = match (cache, fresh) {
-            (Some(cache), Some(stamps)) => self.rescan_in_place(cache, stamps)?,
+        let moved = cache.as_ref().and_then(|c| walk::restat(&self.root, &c.dirs, c.taken_at_ns, &c.files));
+        let (current, changes_from_cache) = match (cache, moved) {
+            (Some(cache), Some(moved)) => self.rescan_in_place(cache, moved)?,
             (cache, _) => {
                 let current = self.walk_and_hash(cache.as_ref())?;
                 let changes = match (&cache, &synced_version) {
-                    (Some(cache), Some(_)) => {
-                        Some(diff(cache.files.iter().map(|f| (f.path.as_str(), &f.digest)), &current.tracked))
-                    }
+                    (Some(cache), Some(_)) => Some(diff(cache.files.entries(), &current.tracked)),
                     _ => None,
                 };
                 (current, changes)
             }
         };
-        let synced_now = synced_version.clone();
-        let (changes, baseline_version) = match (changes_if_synced, synced_version) {
+        let (changes, baseline_version) = match (changes_from_cache, synced_version.clone()) {
             (Some(changes), Some(version)) => (changes, Some(version)),
             _ => match Baseline::read(&self.baseline_path(), Path::new(BASELINE_FILE))? {
-                Some(baseline) => (
-                    diff(baseline.entries.iter().map(|(p, d)| (p.as_str(), d)), &current.tracked),
-                    Some(baseline.version),
-                ),
+                Some(baseline) => {
+                    let entries = baseline.entries.iter().map(|(path, digest)| (path.as_str(), digest));
+                    (diff(entries, &current.tracked), Some(baseline.version))
+                }
                 None => (diff(std::iter::empty(), &current.tracked), None),
             },
         };
@@ -184,7 +173,7 @@ impl Sources {
         let stats = ScanStats { files: current.tracked.len(), hashed: current.hashed, walked: current.walked };
         // Rewrite the cache when it did not vouch for everything, or when it could now
         // vouch for the baseline but did not (after a bump, or a pull that changed it).
-        let could_sync = synced_now.is_none() && baseline_version.is_some() && changes.is_empty();
+        let could_sync = synced_version.is_none() && baseline_version.is_some() && changes.is_empty();
         let stale = !had_cache || current.walked || current.hashed > 0 || could_sync;
         let scan = Scan { current, changes, baseline_version, warnings, stats, taken_at_ns };
         if update_cache && stale {
@@ -197,35 +186,30 @@ impl Sources {
         Ok(scan)
     }
 
-    /// No directory changed: the cache's file list is current. Re-hash only the files
-    /// whose stamps moved. Returns the changes too when the cache was the baseline.
-    fn rescan_in_place(&self, cache: StatCache, stamps: Vec<Stamp>) -> Result<(Current, Option<Changes>)> {
-        let taken_at = cache.taken_at_ns;
+    /// No directory changed, so the cache's file list is current: take it over and
+    /// re-hash only the files whose stamps moved. Also returns the changes relative to
+    /// the cache (the same list, so only content can differ).
+    fn rescan_in_place(&self, cache: StatCache, moved: Vec<(usize, Stamp)>) -> Result<(Current, Option<Changes>)> {
         let mut tracked = cache.files;
-        let stale: Vec<bool> = tracked
-            .iter_mut()
-            .zip(stamps)
-            .map(|(file, stamp)| {
-                let stale = file.stamp != stamp || !file.stamp.trustworthy(taken_at);
-                file.stamp = stamp;
-                stale
-            })
-            .collect();
-        let previous: Vec<(usize, Digest)> =
-            stale.iter().enumerate().filter(|(_, s)| **s).map(|(i, _)| (i, tracked[i].digest)).collect();
-        self.fill_digests(&mut tracked, &stale)?;
-        // Same file list as the cache, so only content can differ from it.
-        let modified: Vec<String> = previous
+        let mut stale = vec![false; tracked.len()];
+        let mut previous = Vec::with_capacity(moved.len());
+        for (index, stamp) in &moved {
+            tracked.set_stamp(*index, stamp);
+            stale[*index] = true;
+            previous.push((*index, *tracked.digest(*index)));
+        }
+        tracked.refresh_digests(&stale, |path, stamp| hash::hash_one(&self.root.join(path), stamp))?;
+        let modified = previous
             .iter()
-            .filter(|(i, old)| tracked[*i].digest != *old)
-            .map(|(i, _)| tracked[*i].path.clone())
+            .filter(|(index, old)| tracked.digest(*index) != old)
+            .map(|(index, _)| tracked.path(*index).to_string())
             .collect();
         let current = Current {
             tracked,
             dirs: cache.dirs,
             unmatched: cache.unmatched,
             skipped: cache.skipped,
-            hashed: previous.len(),
+            hashed: moved.len(),
             walked: false,
         };
         Ok((current, Some(Changes { modified, ..Changes::default() })))
@@ -235,13 +219,13 @@ impl Sources {
     fn walk_and_hash(&self, cache: Option<&StatCache>) -> Result<Current> {
         let listing = self.set.list(&self.root)?;
         let mut stale = Vec::with_capacity(listing.files.len());
-        let mut tracked = Vec::with_capacity(listing.files.len());
-        for (path, stamp) in listing.files {
-            let cached = cache.and_then(|c| c.vouched_digest(&path, &stamp));
+        let mut tracked = TrackedFiles::with_capacity(listing.files.len());
+        for (path, stamp) in &listing.files {
+            let cached = cache.and_then(|c| c.vouched_digest(path, stamp));
             stale.push(cached.is_none());
-            tracked.push(Tracked { path, stamp, digest: cached.unwrap_or([0; 32]) });
+            tracked.push(path, stamp, cached.unwrap_or([0; 32]));
         }
-        self.fill_digests(&mut tracked, &stale)?;
+        tracked.refresh_digests(&stale, |path, stamp| hash::hash_one(&self.root.join(path), stamp))?;
         Ok(Current {
             hashed: stale.iter().filter(|s| **s).count(),
             tracked,
@@ -252,21 +236,11 @@ impl Sources {
         })
     }
 
-    /// Hash, in parallel, the files marked stale.
-    fn fill_digests(&self, tracked: &mut [Tracked], stale: &[bool]) -> Result<()> {
-        tracked.par_iter_mut().zip(stale.par_iter()).try_for_each(|(file, stale)| {
-            if *stale {
-                file.digest = hash::hash_one(&self.root.join(&file.path), &file.stamp)?;
-            }
-            Ok(())
-        })
-    }
-
     /// Write `scan` as the new baseline for `version`, and mark the cache in sync with it.
     pub fn record_baseline(&self, scan: &Scan, version: &Version) -> Result<()> {
         let baseline = Baseline {
             version: version.clone(),
-            entries: scan.tracked().iter().map(|t| (t.path.clone(), t.digest)).collect(),
+            entries: scan.tracked().entries().map(|(path, digest)| (path.to_string(), *digest)).collect(),
         };
         let path = self.baseline_path();
         crate::fsutil::write_atomic(&path, baseline.render().as_bytes())?;
@@ -294,7 +268,7 @@ impl Sources {
 /// The tracked files as found now, and what the cache needs to skip the next walk.
 #[derive(Debug, Clone)]
 struct Current {
-    tracked: Vec<Tracked>,
+    tracked: TrackedFiles,
     dirs: Vec<(String, Stamp)>,
     unmatched: Vec<String>,
     skipped: Vec<String>,
@@ -303,25 +277,25 @@ struct Current {
 }
 
 /// Merge the path-sorted baseline with the path-sorted current files.
-fn diff<'a>(baseline: impl Iterator<Item = (&'a str, &'a Digest)>, now: &[Tracked]) -> Changes {
+fn diff<'a>(baseline: impl Iterator<Item = (&'a str, &'a Digest)>, now: &TrackedFiles) -> Changes {
     let mut changes = Changes::default();
     let mut baseline = baseline.peekable();
-    let mut now = now.iter().peekable();
+    let mut now = now.entries().peekable();
     loop {
         match (baseline.peek(), now.peek()) {
-            (Some((old_path, old)), Some(new)) if *old_path == new.path => {
-                if **old != new.digest {
-                    changes.modified.push(new.path.clone());
+            (Some((old_path, old)), Some((new_path, new))) if old_path == new_path => {
+                if old != new {
+                    changes.modified.push(new_path.to_string());
                 }
                 baseline.next();
                 now.next();
             }
-            (Some((old_path, _)), Some(new)) if *old_path < new.path.as_str() => {
+            (Some((old_path, _)), Some((new_path, _))) if old_path < new_path => {
                 changes.removed.push(old_path.to_string());
                 baseline.next();
             }
-            (_, Some(new)) => {
-                changes.added.push(new.path.clone());
+            (_, Some((new_path, _))) => {
+                changes.added.push(new_path.to_string());
                 now.next();
             }
             (Some((old_path, _)), None) => {

@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags, CWD};
 
 use super::stamp::{Kind, Stamp};
+use super::tracked::TrackedFiles;
 use crate::config::VersionConfig;
 use crate::error::{Error, Location, Result};
 
@@ -301,13 +302,19 @@ struct Found {
     skipped: Vec<String>,
 }
 
-/// Fresh stamps for `files`, in order, if every directory in `dirs` still has its
+/// The files whose stamps moved since the cache recorded them (or were too fresh to
+/// trust), with their new stamps, provided every directory in `dirs` still has its
 /// recorded stamp (so no entry can have appeared or gone). `None` means a walk is
-/// needed: a directory changed, its stamp was too fresh to trust, or a file vanished.
+/// needed: a directory changed or was too fresh to trust, or a file vanished.
 ///
 /// Each parallel chunk keeps the fd of the directory it is in and stats basenames
 /// relative to it; the files are sorted by path, so that fd changes rarely.
-pub fn restat(root: &Path, dirs: &[(String, Stamp)], taken_at_ns: i64, files: &[super::Tracked]) -> Option<Vec<Stamp>> {
+pub fn restat(
+    root: &Path,
+    dirs: &[(String, Stamp)],
+    taken_at_ns: i64,
+    files: &TrackedFiles,
+) -> Option<Vec<(usize, Stamp)>> {
     let root_fd = open_path(CWD, root).ok()?;
     let stat_rel = |at: &OwnedFd, rel: &str| -> Option<Stamp> {
         let rel = if rel.is_empty() { "." } else { rel };
@@ -319,24 +326,30 @@ pub fn restat(root: &Path, dirs: &[(String, Stamp)], taken_at_ns: i64, files: &[
         return None;
     }
     let chunk = (files.len() / (rayon::current_num_threads() * 4)).max(512);
-    let chunks: Option<Vec<Vec<Stamp>>> = files
-        .par_chunks(chunk)
-        .map(|files| {
+    let starts: Vec<usize> = (0..files.len()).step_by(chunk).collect();
+    let moved: Option<Vec<Vec<(usize, Stamp)>>> = starts
+        .into_par_iter()
+        .map(|start| {
             let mut current: Option<(&str, OwnedFd)> = None;
-            let mut stamps = Vec::with_capacity(files.len());
-            for file in files {
-                let (dir, name) = file.path.rsplit_once('/').unwrap_or(("", file.path.as_str()));
+            let mut moved = Vec::new();
+            for index in start..(start + chunk).min(files.len()) {
+                let path = files.path(index);
+                let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
                 if current.as_ref().map(|(d, _)| *d) != Some(dir) {
                     let at = if dir.is_empty() { "." } else { dir };
                     current = Some((dir, open_path(&root_fd, at).ok()?));
                 }
                 let (_, fd) = current.as_ref()?;
-                stamps.push(stat_rel(fd, name)?);
+                let fresh = stat_rel(fd, name)?;
+                let cached = files.stamp(index);
+                if fresh != cached || !cached.trustworthy(taken_at_ns) {
+                    moved.push((index, fresh));
+                }
             }
-            Some(stamps)
+            Some(moved)
         })
         .collect();
-    Some(chunks?.into_iter().flatten().collect())
+    Some(moved?.into_iter().flatten().collect())
 }
 
 /// An `O_PATH` handle on a directory: enough to stat relative to, cheaper than opening.

@@ -86,6 +86,22 @@ impl BumpError {
     }
 }
 
+impl BumpRequest {
+    /// The words `castoff bump` accepts, for argument parsers.
+    pub const LEVELS: [&'static str; 5] = ["major", "minor", "patch", "release", "auto"];
+
+    /// A request from the command line's words: a level (one of [`Self::LEVELS`]) and
+    /// an optional prerelease label, which only major, minor and patch take.
+    pub fn parse(level: &str, pre: Option<String>) -> Result<BumpRequest, String> {
+        match (level, pre) {
+            ("release", None) => Ok(BumpRequest::Release),
+            ("auto", None) => Ok(BumpRequest::Auto),
+            ("release" | "auto", Some(_)) => Err(format!("--pre cannot be used with `bump {level}`")),
+            (other, pre) => Ok(BumpRequest::Level { level: other.parse()?, pre }),
+        }
+    }
+}
+
 impl FromStr for Level {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

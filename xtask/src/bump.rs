@@ -2,12 +2,13 @@
 //! same library API a project's xtask uses.
 
 use anyhow::{Context, Result};
-use castoff::{BumpRequest, Level, Project, WriteOptions};
-use clap::{Args, ValueEnum};
+use castoff::{BumpRequest, Project, WriteOptions};
+use clap::Args;
 
 #[derive(Args)]
 pub struct BumpArgs {
-    level: BumpLevel,
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(BumpRequest::LEVELS))]
+    level: String,
     /// Start or advance a prerelease, e.g. rc.
     #[arg(long)]
     pre: Option<String>,
@@ -16,24 +17,8 @@ pub struct BumpArgs {
     dry_run: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum BumpLevel {
-    Major,
-    Minor,
-    Patch,
-    Release,
-    Auto,
-}
-
 pub fn run(args: BumpArgs) -> Result<()> {
-    let level = |level| BumpRequest::Level { level, pre: args.pre.clone() };
-    let request = match args.level {
-        BumpLevel::Major => level(Level::Major),
-        BumpLevel::Minor => level(Level::Minor),
-        BumpLevel::Patch => level(Level::Patch),
-        BumpLevel::Release => BumpRequest::Release,
-        BumpLevel::Auto => BumpRequest::Auto,
-    };
+    let request = BumpRequest::parse(&args.level, args.pre).map_err(anyhow::Error::msg)?;
     let root = crate::workspace_root();
     let project =
         Project::open(&root, None).with_context(|| format!("opening the castoff project at {}", root.display()))?;
@@ -45,10 +30,6 @@ pub fn run(args: BumpArgs) -> Result<()> {
     for (letter, path) in outcome.changes.listed() {
         println!("{letter} {path}");
     }
-    let verb = if outcome.dry_run { "would bump" } else { "bumped" };
-    match outcome.bumped {
-        true => println!("{verb} {} → {} ({})", outcome.previous, outcome.version, outcome.reason),
-        false => println!("{} unchanged: {}", outcome.version, outcome.reason),
-    }
+    println!("{}", outcome.summary());
     Ok(())
 }
