@@ -71,6 +71,14 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Talking to a registry failed, or its credentials are broken.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+
+    /// An external program could not be run or failed.
+    #[error(transparent)]
+    Exec(#[from] crate::exec::ExecError),
+
     /// A bug in castoff itself; never caused by input.
     #[error("internal error: {0}")]
     Internal(String),
@@ -102,6 +110,11 @@ impl Error {
             }
             Error::Io { .. } => None,
             Error::Internal(_) => Some("this is a castoff bug; please report it with the command you ran".into()),
+            Error::Registry(e) => Some(e.hint()),
+            Error::Exec(crate::exec::ExecError::NotFound { program }) => {
+                Some(format!("install {program}, or put it on PATH"))
+            }
+            Error::Exec(_) => None,
             Error::Locked { .. } => Some(
                 "wait for the other castoff to finish, or stop it if it is stuck; \
                  the lock is released when its process exits"
@@ -121,7 +134,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Invalid { .. } | Error::Usage { .. } => 2,
-            Error::Io { .. } | Error::Locked { .. } | Error::Internal(_) => 1,
+            Error::Registry(e) if e.is_user_error() => 2,
+            Error::Io { .. } | Error::Locked { .. } | Error::Internal(_) | Error::Registry(_) | Error::Exec(_) => 1,
         }
     }
 }

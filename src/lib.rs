@@ -15,12 +15,14 @@
 
 pub mod config;
 pub mod error;
+pub mod exec;
 mod fsutil;
 pub mod init;
 mod placeholders;
 pub mod platform;
 pub mod project;
 pub mod registry;
+pub mod secret;
 mod render;
 pub mod sources;
 pub mod version;

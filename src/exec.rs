@@ -1,0 +1,180 @@
+//! The only place castoff starts external programs (docker, buildah, credential
+//! helpers, git). Keeping it in one module makes two invariants checkable: secrets go to
+//! a child on stdin or in its environment, never in its argv; and every command castoff
+//! would run can be shown by a dry run exactly as it would run.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A program to run: argv, extra environment, optional stdin and working directory.
+#[derive(Clone)]
+pub struct Command {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<Vec<u8>>,
+    dir: Option<PathBuf>,
+}
+
+/// What a finished program left behind.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The last `lines` lines of stderr, for error messages.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        let text = String::from_utf8_lossy(&self.stderr);
+        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("`{program}` was not found on PATH")]
+    NotFound { program: String },
+    #[error("could not run `{command}`: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed { command: String, status: String, stderr: String },
+}
+
+impl Command {
+    pub fn new(program: impl Into<String>) -> Command {
+        Command { program: program.into(), args: Vec::new(), env: Vec::new(), stdin: None, dir: None }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Command {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// An environment variable for the child; the value is never shown.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Command {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Bytes for the child's stdin (how secrets reach credential helpers).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Command {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Command {
+        self.dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    pub fn argv(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.program.as_str()).chain(self.args.iter().map(String::as_str))
+    }
+
+    /// Run to completion, capturing stdout and stderr. A non-zero exit is not an error
+    /// here; see [`Command::run_checked`].
+    pub fn run(&self) -> Result<Output, ExecError> {
+        let mut expression = duct::cmd(&self.program, &self.args).stdout_capture().stderr_capture().unchecked();
+        for (key, value) in &self.env {
+            expression = expression.env(key, value);
+        }
+        if let Some(dir) = &self.dir {
+            expression = expression.dir(dir);
+        }
+        expression = match &self.stdin {
+            Some(bytes) => expression.stdin_bytes(bytes.clone()),
+            None => expression.stdin_null(),
+        };
+        match expression.run() {
+            Ok(output) => Ok(Output { code: output.status.code(), stdout: output.stdout, stderr: output.stderr }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(ExecError::NotFound { program: self.program.clone() })
+            }
+            Err(source) => Err(ExecError::Spawn { command: self.to_string(), source }),
+        }
+    }
+
+    /// Run, and turn a non-zero exit into an error carrying the tail of stderr.
+    pub fn run_checked(&self) -> Result<Output, ExecError> {
+        let output = self.run()?;
+        if output.success() {
+            return Ok(output);
+        }
+        let status = match output.code {
+            Some(code) => format!("exit {code}"),
+            None => "killed by a signal".into(),
+        };
+        Err(ExecError::Failed { command: self.to_string(), status, stderr: output.stderr_tail(10) })
+    }
+}
+
+/// The command line as a shell would read it. Environment values are not shown.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for key in self.env.iter().map(|(k, _)| k) {
+            write!(f, "{key}=**** ")?;
+        }
+        let quoted: Vec<String> = self.argv().map(shell_quote).collect();
+        f.write_str(&quoted.join(" "))
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Command({self})")
+    }
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@+,%".contains(&b));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_argv_quoted_and_hides_env() {
+        let command = Command::new("docker").args(["manifest", "push", "a b"]).env("TOKEN", "hunter2");
+        assert_eq!(command.to_string(), "TOKEN=**** docker manifest push 'a b'");
+    }
+
+    #[test]
+    fn runs_and_reports() {
+        let output = Command::new("sh").args(["-c", "cat; echo oops >&2; exit 3"]).stdin("in").run().unwrap();
+        assert_eq!(output.code, Some(3));
+        assert_eq!(output.stdout, b"in");
+        assert_eq!(output.stderr_tail(1), "oops");
+        assert!(matches!(Command::new("castoff-no-such-program").run(), Err(ExecError::NotFound { .. })));
+    }
+}
