@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use castoff::manifest::{self, ManifestOptions, Mode, TagStatus};
 use castoff::{BumpRequest, Error, InitOptions, Project, WriteOptions};
 
 /// Cut multi-arch releases with one command.
@@ -73,6 +74,26 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Join the per-platform images into a multi-arch index under every release tag
+    /// ([image] tags), push it, and verify each tag.
+    Manifest {
+        /// native: castoff's own registry client; docker-cli: `docker manifest`
+        /// create/annotate/push, as the Makefile workflow did.
+        #[arg(long, value_enum, default_value_t = ManifestMode::Native)]
+        mode: ManifestMode,
+        /// Read the sources, print the index and the writes; push nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace a version tag that already points at a different index.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ManifestMode {
+    Native,
+    DockerCli,
 }
 
 /// Where output goes and how much of it.
@@ -195,6 +216,10 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
     let open = || Project::open(&start, cli.global.config.as_deref());
 
     match cli.command {
+        Command::Manifest { mode, dry_run, force } => {
+            run_manifest(&open()?, mode, dry_run, force, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Init { force, dry_run } => {
             let outcome = castoff::init(&start, InitOptions { force, dry_run })?;
             output.result(&outcome, |out| {
@@ -265,6 +290,44 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_manifest(
+    project: &Project,
+    mode: ManifestMode,
+    dry_run: bool,
+    force: bool,
+    output: &Output,
+) -> anyhow::Result<()> {
+    let mode = match mode {
+        ManifestMode::Native => Mode::Native,
+        ManifestMode::DockerCli => Mode::DockerCli,
+    };
+    let outcome = manifest::run(project, ManifestOptions { mode, dry_run, force })?;
+    outcome.warnings.iter().for_each(|w| output.warn(w));
+    output.result(&outcome, |out| {
+        if outcome.dry_run && !outcome.index.is_null() {
+            writeln!(out, "{}", serde_json::to_string_pretty(&outcome.index).unwrap_or_default())?;
+        }
+        writeln!(out, "index {} ({}): {}", outcome.digest, outcome.media_type, outcome.platforms.join(", "))?;
+        for tag in &outcome.tags {
+            let status = match tag.status {
+                TagStatus::Pushed => "pushed",
+                TagStatus::Replaced => "replaced",
+                TagStatus::UpToDate => "up to date",
+                TagStatus::WouldPush => "would push",
+                TagStatus::WouldReplace => "would replace",
+            };
+            writeln!(out, "{status:<13} {}", tag.reference)?;
+        }
+        for planned in &outcome.planned {
+            writeln!(out, "would run: {planned}")?;
+        }
+        match outcome.dry_run {
+            true => writeln!(out, "dry run: nothing pushed ({} requests, all reads)", outcome.requests),
+            false => writeln!(out, "verified {} tag(s); {} HTTP requests", outcome.tags.len(), outcome.requests),
+        }
+    })
 }
 
 fn display_list(items: &[String]) -> String {

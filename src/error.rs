@@ -62,6 +62,11 @@ pub enum Error {
     #[error("{problem}")]
     Usage { problem: String, hint: String },
 
+    /// A step failed in a way the user should know how to handle (a release tag that
+    /// points elsewhere, a verification that did not match).
+    #[error("{problem}")]
+    Failed { problem: String, hint: String },
+
     /// A file operation failed for a reason outside the user's input (permissions, disk).
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
@@ -104,7 +109,7 @@ impl Error {
     /// How to fix it, when there is something the user can do.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Invalid { hint, .. } | Error::Usage { hint, .. } => Some(hint.clone()),
+            Error::Invalid { hint, .. } | Error::Usage { hint, .. } | Error::Failed { hint, .. } => Some(hint.clone()),
             Error::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 Some("check the file's permissions and the user castoff runs as".into())
             }
@@ -135,7 +140,12 @@ impl Error {
         match self {
             Error::Invalid { .. } | Error::Usage { .. } => 2,
             Error::Registry(e) if e.is_user_error() => 2,
-            Error::Io { .. } | Error::Locked { .. } | Error::Internal(_) | Error::Registry(_) | Error::Exec(_) => 1,
+            Error::Io { .. }
+            | Error::Locked { .. }
+            | Error::Internal(_)
+            | Error::Registry(_)
+            | Error::Exec(_)
+            | Error::Failed { .. } => 1,
         }
     }
 }

@@ -17,13 +17,15 @@ pub mod config;
 pub mod error;
 pub mod exec;
 mod fsutil;
+mod git;
 pub mod init;
+pub mod manifest;
 mod placeholders;
 pub mod platform;
 pub mod project;
 pub mod registry;
-pub mod secret;
 mod render;
+pub mod secret;
 pub mod sources;
 pub mod version;
 

@@ -7,6 +7,12 @@
 /// Placeholders a version-derived template may use.
 pub const VERSION_PLACEHOLDERS: &[&str] = &["version", "major", "minor", "patch"];
 
+/// Placeholders an image tag may use: the version's, and the git commit.
+pub const IMAGE_TAG_PLACEHOLDERS: &[&str] = &["version", "major", "minor", "patch", "git_sha"];
+
+/// Placeholders a per-platform tag may use: an image tag's, and the platform suffix.
+pub const PLATFORM_TAG_PLACEHOLDERS: &[&str] = &["version", "major", "minor", "patch", "git_sha", "suffix"];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateError {
     Unknown(String),

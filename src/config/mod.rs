@@ -5,11 +5,15 @@
 //! spans kept for the values validated later) and [`Config`] is what the rest of castoff
 //! sees, with every default filled in and every path checked to stay inside the project.
 
+mod image;
+
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
+
+pub use image::ImageConfig;
 
 use crate::error::{Error, Location, Result};
 use crate::placeholders::{self, TemplateError};
@@ -17,13 +21,15 @@ use crate::placeholders::{self, TemplateError};
 pub const CONFIG_FILE: &str = "castoff.toml";
 
 /// The validated configuration, defaults applied.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub version: VersionConfig,
+    /// `[image]`: absent when the project builds no container images.
+    pub image: Option<ImageConfig>,
 }
 
 /// `[version]`: which file holds the version and which sources call for a new one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct VersionConfig {
     /// The VERSION file, relative to the project root, `/`-separated.
     pub file: String,
@@ -45,6 +51,7 @@ impl Default for Config {
                 exclude: Vec::new(),
                 tag: "v{version}".into(),
             },
+            image: None,
         }
     }
 }
@@ -54,6 +61,7 @@ impl Default for Config {
 struct RawConfig {
     #[serde(default)]
     version: RawVersion,
+    image: Option<image::RawImage>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,51 +77,50 @@ impl Config {
     /// Parse and validate castoff.toml text. `shown` names the file in errors.
     pub fn parse(text: &str, shown: &Path) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(&e, text, shown))?;
-        let at =
-            |key: &str, span: Range<usize>| Location::file(shown).with_line(line_of(text, span.start)).with_key(key);
+        let at = Spans { text, shown };
         let defaults = Config::default().version;
-
+        let inside_hint = "give a path relative to the directory that holds castoff.toml, e.g. \"VERSION\"";
         let file = match raw.version.file {
-            Some(file) => {
-                let span = file.span();
-                let file = file.into_inner();
-                check_inside_project(&file).map_err(|problem| {
-                    Error::invalid(
-                        at("version.file", span),
-                        problem,
-                        "give a path relative to the directory that holds castoff.toml, e.g. \"VERSION\"",
-                    )
-                })?;
-                normalise(&file)
-            }
+            Some(file) => at.check("version.file", file, |file| {
+                check_inside_project(&file).map(|()| normalise(&file)).map_err(|p| (p, inside_hint.to_string()))
+            })?,
             None => defaults.file,
         };
-
         let globs = |key: &str, list: Option<Vec<Spanned<String>>>| -> Result<Vec<String>> {
-            let mut out = Vec::new();
-            for item in list.unwrap_or_default() {
-                let span = item.span();
-                let pattern = item.into_inner();
-                check_glob(&pattern).map_err(|(problem, hint)| Error::invalid(at(key, span), problem, hint))?;
-                out.push(pattern);
-            }
-            Ok(out)
+            let list = list.unwrap_or_default().into_iter();
+            list.map(|item| at.check(key, item, |pattern| check_glob(&pattern).map(|()| pattern))).collect()
         };
         let sources = globs("version.sources", raw.version.sources)?;
         let exclude = globs("version.exclude", raw.version.exclude)?;
-
         let tag = match raw.version.tag {
-            Some(tag) => {
-                let span = tag.span();
-                let tag = tag.into_inner();
-                check_tag_template(&tag)
-                    .map_err(|(problem, hint)| Error::invalid(at("version.tag", span), problem, hint))?;
-                tag
-            }
+            Some(tag) => at.check("version.tag", tag, |tag| check_tag_template(&tag).map(|()| tag))?,
             None => defaults.tag,
         };
+        let image = raw.image.map(|raw| ImageConfig::from_raw(raw, &at)).transpose()?;
+        Ok(Config { version: VersionConfig { file, sources, exclude, tag }, image })
+    }
+}
 
-        Ok(Config { version: VersionConfig { file, sources, exclude, tag } })
+/// Turns spans in castoff.toml into locations (file, line, key) for errors.
+pub(crate) struct Spans<'a> {
+    text: &'a str,
+    shown: &'a Path,
+}
+
+impl Spans<'_> {
+    pub(crate) fn at(&self, key: &str, span: Range<usize>) -> Location {
+        Location::file(self.shown).with_line(line_of(self.text, span.start)).with_key(key)
+    }
+
+    /// Validate one spanned value; a `(problem, hint)` becomes an error at its line.
+    pub(crate) fn check<T, U>(
+        &self,
+        key: &str,
+        value: Spanned<T>,
+        check: impl FnOnce(T) -> std::result::Result<U, (String, String)>,
+    ) -> Result<U> {
+        let span = value.span();
+        check(value.into_inner()).map_err(|(problem, hint)| Error::invalid(self.at(key, span), problem, hint))
     }
 }
 
@@ -123,7 +130,7 @@ fn syntax_error(error: &toml::de::Error, text: &str, shown: &Path) -> Error {
     let mut location = Location::file(shown).with_line(line_of(text, offset));
     let message = error.message().trim().to_string();
     if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
-        let table = enclosing_table(text, offset);
+        let table = enclosing_table(text, offset, false);
         let key = if table.is_empty() { field.to_string() } else { format!("{table}.{field}") };
         location = location.with_key(key.clone());
         let expected = message.split_once(", expected ").map(|(_, e)| e.to_string());
@@ -132,6 +139,15 @@ fn syntax_error(error: &toml::de::Error, text: &str, shown: &Path) -> Error {
             None => format!("remove `{key}`: this table takes no keys"),
         };
         return Error::invalid(location, format!("unknown key `{key}`"), hint);
+    }
+    if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        let table = enclosing_table(text, offset, true);
+        let key = if table.is_empty() { field.to_string() } else { format!("{table}.{field}") };
+        return Error::invalid(
+            location.with_key(key.clone()),
+            format!("`{key}` is required"),
+            format!("add `{field} = ...` to [{table}]"),
+        );
     }
     Error::invalid(
         location,
@@ -146,10 +162,16 @@ fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
-/// The `[table]` header in force at `offset`, or "" at the top level.
-fn enclosing_table(text: &str, offset: usize) -> String {
+/// The `[table]` header in force at `offset`, or "" at the top level. A missing key's
+/// span starts on its table's header, so `header_counts` includes the line at `offset`;
+/// an unknown table's span also starts on its header, which must not count.
+fn enclosing_table(text: &str, offset: usize, header_counts: bool) -> String {
     let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
+    let end = match header_counts {
+        true => text[offset..].find('\n').map_or(text.len(), |n| offset + n),
+        false => offset,
+    };
+    let before = text.get(..end).unwrap_or(text);
     before
         .lines()
         .rev()
@@ -216,17 +238,22 @@ fn check_glob(pattern: &str) -> std::result::Result<(), (String, String)> {
     Ok(())
 }
 
-fn check_tag_template(tag: &str) -> std::result::Result<(), (String, String)> {
-    let allowed = placeholders::VERSION_PLACEHOLDERS.join("}, {");
-    match placeholders::validate(tag, placeholders::VERSION_PLACEHOLDERS) {
+/// Every `{...}` in `template` must be one of `allowed`.
+pub(crate) fn check_placeholders(template: &str, allowed: &[&str]) -> std::result::Result<(), (String, String)> {
+    let listed = allowed.iter().map(|name| format!("{{{name}}}")).collect::<Vec<_>>().join(", ");
+    match placeholders::validate(template, allowed) {
         Err(TemplateError::Unknown(name)) => {
-            return Err((format!("unknown placeholder `{{{name}}}` in `{tag}`"), format!("use one of {{{allowed}}}")))
+            Err((format!("unknown placeholder `{{{name}}}` in `{template}`"), format!("use {listed}")))
         }
         Err(TemplateError::Unclosed) => {
-            return Err((format!("`{tag}` has a `{{` without its `}}`"), "use e.g. \"v{version}\"".to_string()))
+            Err((format!("`{template}` has a `{{` without its `}}`"), format!("placeholders are {listed}")))
         }
-        Ok(()) => {}
+        Ok(()) => Ok(()),
     }
+}
+
+fn check_tag_template(tag: &str) -> std::result::Result<(), (String, String)> {
+    check_placeholders(tag, placeholders::VERSION_PLACEHOLDERS)?;
     if !tag.contains("{version}") && !tag.contains("{major}") {
         return Err((
             format!("`{tag}` does not contain the version"),

@@ -1,0 +1,209 @@
+//! `castoff manifest`: join the per-platform images into one multi-arch index and put
+//! it under every release tag, then read every tag back to prove it.
+//!
+//! Flow: resolve each platform (in parallel; manifests and config blobs only) →
+//! assemble the index (pure) → check every tag (an immutable tag pointing elsewhere
+//! stops everything before anything is pushed) → copy children across repositories
+//! when they live elsewhere → push the same bytes under each tag that needs them →
+//! verify. `--mode docker-cli` replaces the assemble-and-push part with the Makefile
+//! workflow's `docker manifest` commands; the same verification follows.
+
+mod docker_cli;
+pub mod index;
+mod publish;
+mod resolve;
+mod verify;
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use semver::Version;
+use serde::Serialize;
+
+use crate::config::ImageConfig;
+use crate::error::{Error, Result};
+use crate::git::GitInfo;
+use crate::placeholders;
+use crate::platform::Platform;
+use crate::project::Project;
+use crate::registry::{Client, ClientOptions, Reference};
+pub use index::{Assembled, Child};
+
+/// How the index is made and pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// castoff's own registry client: no daemon, no local state.
+    #[default]
+    Native,
+    /// `docker manifest create --amend / annotate / push --purge`, for teams that want
+    /// the docker CLI to do the work.
+    DockerCli,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ManifestOptions {
+    pub mode: Mode,
+    /// Read the sources and show the index and the writes; write nothing.
+    pub dry_run: bool,
+    /// Replace an immutable (version) tag that points at a different index.
+    pub force: bool,
+}
+
+/// What happened to one release tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TagStatus {
+    Pushed,
+    /// A moving tag (latest, `{major}.{minor}`) that pointed elsewhere.
+    Replaced,
+    /// Already pointed at this exact index: nothing was pushed.
+    UpToDate,
+    WouldPush,
+    WouldReplace,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TagOutcome {
+    pub tag: String,
+    pub reference: String,
+    pub digest: String,
+    pub status: TagStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestOutcome {
+    pub media_type: String,
+    pub digest: String,
+    pub platforms: Vec<String>,
+    pub tags: Vec<TagOutcome>,
+    /// HTTP requests castoff sent (docker-cli mode: only castoff's own, not docker's).
+    pub requests: usize,
+    pub dry_run: bool,
+    /// In a dry run: the writes castoff would make (requests or commands).
+    pub planned: Vec<String>,
+    /// The index exactly as pushed (or as it would be).
+    pub index: serde_json::Value,
+    pub warnings: Vec<String>,
+}
+
+/// One release tag: its template and where it goes.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub template: String,
+    pub tag: String,
+    pub reference: Reference,
+}
+
+impl Target {
+    fn immutable(&self) -> bool {
+        ImageConfig::is_immutable_tag(&self.template)
+    }
+}
+
+/// Run `castoff manifest` for `project` at its current version.
+pub fn run(project: &Project, options: ManifestOptions) -> Result<ManifestOutcome> {
+    let image = image_config(project)?;
+    let version = project.read_version()?.version;
+    let git = GitInfo::read(&project.root);
+    let vars = TagVars { version: &version, git: &git };
+    let targets = targets(image, &vars)?;
+    let client = Client::new(ClientOptions {
+        insecure_registries: image.insecure_registries.clone(),
+        ..ClientOptions::default()
+    });
+    let children: Vec<Child> = image
+        .platforms
+        .par_iter()
+        .map(|platform| {
+            let source = platform_source(image, platform, &vars)?;
+            resolve::resolve(&client, &source, platform)
+        })
+        .collect::<Result<_>>()?;
+    let annotations = annotations(image, &version, &git);
+    match options.mode {
+        Mode::Native => publish::native(&client, image, &targets, &children, &annotations, options),
+        Mode::DockerCli => docker_cli::run(&client, image, &targets, &children, options),
+    }
+}
+
+fn image_config(project: &Project) -> Result<&ImageConfig> {
+    project.config.image.as_ref().ok_or_else(|| {
+        Error::usage(
+            format!("{} has no [image] table", project.config_shown().display()),
+            "add one, e.g.\n  [image]\n  name = \"registry.example.com/team/app\"\n  \
+             platforms = [\"linux/amd64\", \"linux/arm64\"]",
+        )
+    })
+}
+
+/// Values for tag templates.
+struct TagVars<'a> {
+    version: &'a Version,
+    git: &'a GitInfo,
+}
+
+impl TagVars<'_> {
+    /// Expand `template`; `suffix` is the platform suffix for per-platform tags. A
+    /// version's `+build` becomes `_build`: `+` is not allowed in tags.
+    fn expand(&self, template: &str, key: &str, suffix: Option<&str>) -> Result<String> {
+        let expanded = placeholders::expand(template, |name| match name {
+            "suffix" => suffix.map(str::to_string),
+            "git_sha" => self.git.short.clone(),
+            other => placeholders::version_value(self.version, other),
+        });
+        match expanded {
+            Ok(tag) => Ok(tag.replace('+', "_")),
+            Err(_) if template.contains("{git_sha}") => Err(Error::usage(
+                format!("`{template}` ({key}) uses {{git_sha}}, but this project is not a git checkout with a commit"),
+                "commit first, or remove {git_sha} from the tag templates",
+            )),
+            Err(_) => Err(Error::Internal(format!("template `{template}` was validated but does not expand"))),
+        }
+    }
+}
+
+fn targets(image: &ImageConfig, vars: &TagVars<'_>) -> Result<Vec<Target>> {
+    image
+        .tags
+        .iter()
+        .map(|template| {
+            let tag = vars.expand(template, "image.tags", None)?;
+            let reference = with_tag(&image.name, &tag)?;
+            Ok(Target { template: template.clone(), tag, reference })
+        })
+        .collect()
+}
+
+fn platform_source(image: &ImageConfig, platform: &Platform, vars: &TagVars<'_>) -> Result<Reference> {
+    let tag = vars.expand(&image.platform_tag, "image.platform_tag", Some(&platform.suffix()))?;
+    with_tag(&image.platform_name, &tag)
+}
+
+fn with_tag(name: &Reference, tag: &str) -> Result<Reference> {
+    name.with_tag(tag).map_err(|e| {
+        Error::usage(format!("`{tag}` is not a valid tag for {name}: {}", e.problem()), e.hint().to_string())
+    })
+}
+
+/// The standard OCI annotations, then the user's (which win).
+fn annotations(image: &ImageConfig, version: &Version, git: &GitInfo) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    all.insert("org.opencontainers.image.version".to_string(), version.to_string());
+    let optional = [
+        ("org.opencontainers.image.created", &git.created),
+        ("org.opencontainers.image.revision", &git.commit),
+        ("org.opencontainers.image.source", &git.source),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            all.insert(key.to_string(), value.clone());
+        }
+    }
+    all.extend(image.annotations.clone());
+    all
+}
+
+/// The platforms of `children`, as strings, in configured order.
+fn platform_names(children: &[Child]) -> Vec<String> {
+    children.iter().map(|c| c.platform.to_string()).collect()
+}
