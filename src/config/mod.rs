@@ -9,6 +9,7 @@ mod image;
 
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -26,6 +27,36 @@ pub struct Config {
     pub version: VersionConfig,
     /// `[image]`: absent when the project builds no container images.
     pub image: Option<ImageConfig>,
+    pub network: NetworkConfig,
+}
+
+/// `[network]`: how hard castoff tries before giving up on a registry or feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// Connect and read timeout per attempt.
+    pub timeout: Duration,
+    /// Upper bound for one request with all its retries and waits.
+    pub total: Duration,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            attempts: 5,
+            timeout: Duration::from_secs(30),
+            total: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    attempts: Option<Spanned<u32>>,
+    timeout_seconds: Option<Spanned<u64>>,
+    total_seconds: Option<Spanned<u64>>,
 }
 
 /// `[version]`: which file holds the version and which sources call for a new one.
@@ -52,6 +83,7 @@ impl Default for Config {
                 tag: "v{version}".into(),
             },
             image: None,
+            network: NetworkConfig::default(),
         }
     }
 }
@@ -62,6 +94,8 @@ struct RawConfig {
     #[serde(default)]
     version: RawVersion,
     image: Option<image::RawImage>,
+    #[serde(default)]
+    network: RawNetwork,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,7 +131,30 @@ impl Config {
             None => defaults.tag,
         };
         let image = raw.image.map(|raw| ImageConfig::from_raw(raw, &at)).transpose()?;
-        Ok(Config { version: VersionConfig { file, sources, exclude, tag }, image })
+        let network = network(raw.network, &at)?;
+        Ok(Config { version: VersionConfig { file, sources, exclude, tag }, image, network })
+    }
+}
+
+fn network(raw: RawNetwork, at: &Spans<'_>) -> Result<NetworkConfig> {
+    let defaults = NetworkConfig::default();
+    let seconds = |key: &str, value: Option<Spanned<u64>>, default: Duration| -> Result<Duration> {
+        value.map_or(Ok(default), |v| at.check(key, v, |n| in_range(key, n, 86_400)).map(Duration::from_secs))
+    };
+    Ok(NetworkConfig {
+        attempts: match raw.attempts {
+            Some(v) => at.check("network.attempts", v, |n| in_range("network.attempts", n.into(), 100))? as u32,
+            None => defaults.attempts,
+        },
+        timeout: seconds("network.timeout_seconds", raw.timeout_seconds, defaults.timeout)?,
+        total: seconds("network.total_seconds", raw.total_seconds, defaults.total)?,
+    })
+}
+
+fn in_range(key: &str, n: u64, max: u64) -> std::result::Result<u64, (String, String)> {
+    match (1..=max).contains(&n) {
+        true => Ok(n),
+        false => Err((format!("`{key}` must be between 1 and {max}, not {n}"), format!("e.g. {key} = 5"))),
     }
 }
 

@@ -26,7 +26,7 @@ use crate::git::GitInfo;
 use crate::placeholders;
 use crate::platform::Platform;
 use crate::project::Project;
-use crate::registry::{Client, ClientOptions, Reference};
+use crate::registry::{Client, ClientOptions, Reference, RetryPolicy};
 pub use index::{Assembled, Child};
 
 /// How the index is made and pushed.
@@ -107,8 +107,11 @@ pub fn run(project: &Project, options: ManifestOptions) -> Result<ManifestOutcom
     let git = GitInfo::read(&project.root);
     let vars = TagVars { version: &version, git: &git };
     let targets = targets(image, &vars)?;
+    let network = project.config.network;
     let client = Client::new(ClientOptions {
         insecure_registries: image.insecure_registries.clone(),
+        retry: RetryPolicy { attempts: network.attempts, total: network.total, ..RetryPolicy::default() },
+        timeout: network.timeout,
         ..ClientOptions::default()
     });
     let children: Vec<Child> = image
