@@ -105,7 +105,7 @@ fn copy_child(client: &Client, child: &Child, target: &Reference) -> Result<()> 
             client.push_blob(target, blob, bytes.len() as u64, &mut bytes.as_slice())?;
         }
     }
-    let by_digest = target.with_digest(&child.digest.to_string()).map_err(|e| Error::Internal(e.to_string()))?;
+    let by_digest = target.with_digest(child.digest.as_ref()).map_err(|e| Error::Internal(e.to_string()))?;
     client.put_manifest(&by_digest, &child.media_type, &child.bytes)?;
     Ok(())
 }

@@ -30,7 +30,7 @@ pub fn resolve(client: &Client, source: &Reference, platform: &Platform) -> Resu
         Kind::Index => {
             let index: ImageIndex = parse_json(&fetched.bytes, source, "index")?;
             let picked = pick_platform(&index, platform, source)?;
-            let by_digest = source_by_digest(source, &picked.digest().to_string())?;
+            let by_digest = source_by_digest(source, picked.digest().as_ref())?;
             client.get_manifest(&by_digest)?
         }
         Kind::Manifest => fetched,

@@ -3,6 +3,15 @@
 //! every rejected command must pass.
 //!
 //! castoff targets unix, so these helpers use unix symlinks and inode numbers freely.
+//!
+//! Real services for release tests live in submodules: `registry` (a CNCF distribution
+//! registry per test), `images` (OCI layouts pushed with skopeo), `docker` (the docker
+//! CLI's manifest commands) and `programs` (running them, failing loudly when missing).
+
+pub mod docker;
+pub mod images;
+pub mod programs;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

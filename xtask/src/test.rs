@@ -4,8 +4,18 @@ use anyhow::{Context, Result};
 
 use crate::prereqs::ensure_programs;
 
-/// Programs the integration tests drive: temporary repos are real git repos.
-const TEST_PROGRAMS: &[(&str, &str)] = &[("git", "git")];
+/// (program, Debian package) pairs the integration tests drive: temporary repos are real
+/// git repos, registries are real CNCF distribution processes (tests/support/registry.rs,
+/// with htpasswd for basic auth), images are pushed with skopeo, and multi-arch lists are
+/// made with the docker CLI's `manifest` commands (no daemon). The docker CLI is usually
+/// present already (docker 28 in /usr/local/bin); docker.io only fills in when it is not.
+const TEST_PROGRAMS: &[(&str, &str)] = &[
+    ("git", "git"),
+    ("docker-registry", "docker-registry"),
+    ("skopeo", "skopeo"),
+    ("htpasswd", "apache2-utils"),
+    ("docker", "docker.io"),
+];
 
 pub fn run(extra: &[String]) -> Result<()> {
     ensure_programs(TEST_PROGRAMS)?;
