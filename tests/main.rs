@@ -11,6 +11,7 @@ mod init;
 mod makefile_flow;
 mod prerelease;
 mod recovery;
+mod manifest;
 mod services;
 mod sources;
 mod status;
