@@ -8,8 +8,8 @@ use tempfile::TempDir;
 
 use crate::support::docker::DockerCli;
 use crate::support::images::{
-    oci_layout_attested_index, oci_layout_image, push_index_with_skopeo, push_with_skopeo, skopeo_inspect_raw,
-    Format, DOCKER_MANIFEST_LIST, OCI_INDEX,
+    oci_layout_attested_index, oci_layout_image, push_index_with_skopeo, push_with_skopeo, skopeo_inspect_raw, Format,
+    DOCKER_MANIFEST_LIST, OCI_INDEX,
 };
 use crate::support::registry::Registry;
 use crate::support::{json_line, temp_dir, TempRepo};
@@ -74,7 +74,8 @@ fn children(index: &Value) -> Vec<(String, String)> {
         .iter()
         .map(|entry| {
             let p = &entry["platform"];
-            let mut platform = format!("{}/{}", p["os"].as_str().unwrap_or(""), p["architecture"].as_str().unwrap_or(""));
+            let mut platform =
+                format!("{}/{}", p["os"].as_str().unwrap_or(""), p["architecture"].as_str().unwrap_or(""));
             if let Some(variant) = p["variant"].as_str() {
                 platform.push_str(&format!("/{variant}"));
             }

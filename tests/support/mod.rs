@@ -8,10 +8,7 @@
 //! registry per test), `images` (OCI layouts pushed with skopeo), `docker` (the docker
 //! CLI's manifest commands) and `programs` (running them, failing loudly when missing).
 
-pub mod docker;
-pub mod images;
-pub mod programs;
-pub mod registry;
+pub use testkit::{docker, images, programs, registry, temp_dir};
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -164,10 +161,6 @@ impl TempRepo {
 }
 
 /// A temporary directory for tests to place things outside a repository.
-pub fn temp_dir() -> TempDir {
-    tempfile::Builder::new().prefix("castoff-it-").tempdir().unwrap()
-}
-
 /// `castoff ARGS` run in `dir`.
 pub fn castoff_at<I, S>(dir: &Path, args: I) -> Command
 where

@@ -2,6 +2,7 @@
 //! otherwise run, in one run, reported as ratios. Nothing here asserts a time; the
 //! figures go into the issue notes.
 
+mod manifest;
 mod measure;
 mod sources;
 
@@ -27,12 +28,17 @@ pub struct BenchArgs {
 enum Group {
     /// Source tracking: status, fingerprint, edited file, start-up.
     Sources,
+    /// Multi-arch manifests against the docker manifest CLI.
+    Manifest,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let castoff = build_castoff()?;
     if args.group.is_none() || args.group == Some(Group::Sources) {
         sources::run(&castoff, &args)?;
+    }
+    if args.group.is_none() || args.group == Some(Group::Manifest) {
+        manifest::run(&castoff, &args)?;
     }
     Ok(())
 }

@@ -9,9 +9,9 @@ use std::path::Path;
 use flate2::{Compression, GzBuilder};
 use serde_json::{json, Value};
 
-use super::programs::{run_ok, try_run, SKOPEO};
-use super::registry::sha256_digest;
-use super::temp_dir;
+use crate::programs::{run_ok, try_run, SKOPEO};
+use crate::registry::sha256_digest;
+use crate::temp_dir;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

@@ -19,9 +19,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-use super::images::MANIFEST_MEDIA_TYPES;
-use super::programs::{describe, run_ok, DOCKER_REGISTRY, HTPASSWD};
-use super::temp_dir;
+use crate::images::MANIFEST_MEDIA_TYPES;
+use crate::programs::{describe, run_ok, DOCKER_REGISTRY, HTPASSWD};
+use crate::temp_dir;
 
 /// How long the registry may take to answer `GET /v2/` (it takes ~0.06 s here).
 const READY_TIMEOUT: Duration = Duration::from_secs(10);

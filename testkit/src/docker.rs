@@ -9,9 +9,9 @@ use base64::Engine;
 use serde_json::json;
 use tempfile::TempDir;
 
-use super::images::platform_json;
-use super::programs::{run_ok, DOCKER};
-use super::temp_dir;
+use crate::images::platform_json;
+use crate::programs::{run_ok, DOCKER};
+use crate::temp_dir;
 
 /// A docker CLI with its own, initially empty, config directory.
 pub struct DockerCli {

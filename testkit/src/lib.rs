@@ -1,0 +1,19 @@
+//! Real services for castoff's integration tests and benchmarks, in one place so the
+//! tests (`tests/support`) and `cargo xtask bench` start them the same way: Debian's
+//! docker-registry on a free loopback port (anonymous or htpasswd), OCI-layout image
+//! fixtures pushed with skopeo, and the docker manifest CLI.
+//!
+//! Everything here panics with an explanation on failure: a missing program names its
+//! Debian package, and nothing is ever skipped silently.
+
+pub mod docker;
+pub mod images;
+pub mod programs;
+pub mod registry;
+
+use tempfile::TempDir;
+
+/// A fresh temporary directory, removed on drop.
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new().prefix("castoff-it-").tempdir().expect("create a temporary directory")
+}
