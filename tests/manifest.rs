@@ -334,3 +334,34 @@ fn bad_platform_in_config_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&failed.get_output().stderr).to_string();
     assert!(stderr.contains("image.platforms") && stderr.contains("use linux/arm/v7"), "{stderr}");
 }
+
+/// Platform images in another repository (`platform_name`) are brought over by blob
+/// mounts and manifest copies, so the release index resolves in its own repository.
+#[test]
+fn sources_in_another_repository_are_mounted_and_copied() {
+    let registry = Registry::start();
+    let images = Images::new();
+    let mut digests = Vec::new();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let tag = format!("1.0.0-{}", suffix(platform));
+        oci_layout_image(images.layout.path(), &tag, platform);
+        let dest = registry.reference(&format!("staging/app:{tag}"));
+        digests.push(push_with_skopeo(images.layout.path(), &tag, &dest, Format::Oci));
+    }
+    let staging = format!("platform_name = \"{}\"", registry.reference("staging/app"));
+    let repo = project(registry.host(), "1.0.0", &["linux/amd64", "linux/arm64"], &staging);
+
+    manifest_json(&repo, &[]);
+
+    for digest in &digests {
+        assert_eq!(registry.get(&format!("/v2/app/manifests/{digest}")).status, 200, "child {digest} copied");
+    }
+    let mounts = registry.requests().iter().filter(|r| r.method == "POST" && r.uri.contains("mount=")).count();
+    assert!(mounts >= 2, "blobs are mounted, not re-uploaded: {}", registry.log());
+    let uploads = registry
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.method.as_str(), "PUT" | "PATCH") && r.uri.starts_with("/v2/app/blobs/uploads/"))
+        .count();
+    assert_eq!(uploads, 0, "no blob bytes re-uploaded: {}", registry.log());
+}
