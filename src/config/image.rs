@@ -134,10 +134,11 @@ impl ImageConfig {
         Ok(ImageConfig { name, platform_name, platforms, tags, platform_tag, annotations, insecure_registries })
     }
 
-    /// Whether a release tag template is the immutable one: anything naming the full
-    /// version. `latest`, `{major}` and `{major}.{minor}` move with each release.
+    /// Whether a release tag template names one release (the full version, its patch
+    /// part, or a commit): such tags never move. `latest`, `{major}` and
+    /// `{major}.{minor}` move with each release.
     pub fn is_immutable_tag(template: &str) -> bool {
-        template.contains("{version}") || template.contains("{git_sha}")
+        ["{version}", "{patch}", "{git_sha}"].iter().any(|p| template.contains(p))
     }
 }
 
@@ -156,9 +157,19 @@ fn repository(text: &str) -> std::result::Result<Reference, (String, String)> {
 /// A tag template: known placeholders, and literal text that is legal in a tag.
 fn check_image_tag(template: &str, allowed: &[&str]) -> std::result::Result<(), (String, String)> {
     check_placeholders(template, allowed)?;
-    let literal: String = crate::placeholders::expand(template, |_| Some(String::new())).unwrap_or_default();
-    let legal = literal.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if template.is_empty() || !legal || literal.starts_with(['.', '-']) || template.len() > 128 {
+    // Check the tag a release would get: placeholders stand for digits, hex or words.
+    let sample = crate::placeholders::expand(template, |name| {
+        Some(if name == "git_sha" {
+            "0123456789ab".into()
+        } else if name == "suffix" {
+            "armv7".into()
+        } else {
+            "0".into()
+        })
+    })
+    .unwrap_or_default();
+    let legal = sample.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if template.is_empty() || !legal || sample.starts_with(['.', '-']) || sample.len() > 128 {
         return Err((
             format!("`{template}` cannot be an image tag"),
             "tags use letters, digits, `_`, `.` and `-`, start with a letter, digit or `_`, at most 128 long".into(),
@@ -184,6 +195,7 @@ fn check_host(host: &str) -> std::result::Result<(), (String, String)> {
 mod tests {
     use std::path::Path;
 
+    use super::ImageConfig;
     use crate::config::Config;
 
     fn parse(image: &str) -> crate::Result<Config> {
@@ -202,9 +214,24 @@ mod tests {
     }
 
     #[test]
+    fn tag_templates_that_make_good_tags_are_accepted() {
+        let image = parse(
+            "name = \"app\"\ntags = [\"{major}.{minor}\", \"{version}-{git_sha}\", \"latest\"]\n\
+             platform_tag = \"{version}-{suffix}\"\n",
+        )
+        .unwrap()
+        .image
+        .unwrap();
+        assert_eq!(image.tags.len(), 3);
+        assert!(!ImageConfig::is_immutable_tag("{major}.{minor}"));
+        assert!(ImageConfig::is_immutable_tag("{major}.{minor}.{patch}"));
+    }
+
+    #[test]
     fn errors_name_key_and_line() {
         let cases = [
             ("name = \"app\"\nplatforms = [\"linux/arm/v7l\"]\n", "image.platforms", 5, "linux/arm/v7"),
+            ("name = \"app\"\ntags = [\"-{version}\"]\n", "image.tags", 5, "start with"),
             ("name = \"app\"\nplatforms = [\"linux/amd64\", \"linux/x86_64\"]\n", "image.platforms", 5, "once"),
             ("name = \"app:1.0\"\n", "image.name", 4, "repository only"),
             ("name = \"app\"\ntags = [\"v {version}\"]\n", "image.tags", 5, "letters"),

@@ -7,7 +7,7 @@
 use oci_spec::image::Digest;
 
 use super::index::Child;
-use super::{platform_names, verify, ManifestOptions, ManifestOutcome, TagOutcome, TagStatus, Target};
+use super::{platform_names, publish, verify, ManifestOptions, ManifestOutcome, TagOutcome, TagStatus, Target};
 use crate::config::ImageConfig;
 use crate::error::{Error, Result};
 use crate::exec::Command;
@@ -21,19 +21,31 @@ pub fn run(
     options: ManifestOptions,
 ) -> Result<ManifestOutcome> {
     let insecure = is_plain_http_allowed(&image.name.registry, &image.insecure_registries);
-    let plans: Vec<(&Target, Vec<Command>)> =
-        targets.iter().map(|target| (target, commands(target, children, insecure))).collect();
+    // The same tag policy as native mode, decided before docker runs at all.
+    let statuses = targets.iter().map(|t| tag_status(client, t, children, options)).collect::<Result<Vec<_>>>()?;
+    let plans: Vec<(&Target, Vec<Command>)> = targets
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, status)| **status != TagStatus::UpToDate)
+        .map(|(target, _)| (target, commands(target, children, insecure)))
+        .collect();
     let mut warnings = Vec::new();
     if !image.annotations.is_empty() {
         warnings.push("docker manifest cannot annotate the index itself; [image] annotations were not applied".into());
     }
     if options.dry_run {
         let planned = plans.iter().flat_map(|(_, commands)| commands.iter().map(|c| c.to_string())).collect();
-        let tags = targets.iter().map(|t| tag(t, String::new(), TagStatus::WouldPush)).collect();
+        let tags = targets
+            .iter()
+            .zip(&statuses)
+            .map(|(t, s)| tag(t, String::new(), if *s == TagStatus::UpToDate { *s } else { TagStatus::WouldPush }))
+            .collect();
         return Ok(outcome(client, children, tags, planned, warnings, true));
     }
     let mut pushed = Vec::new();
     for (target, commands) in &plans {
+        // A list left in docker's local store would be merged by --amend: drop it.
+        let _ = Command::new("docker").args(["manifest", "rm", &target.reference.to_string()]).run();
         let mut last = None;
         for command in commands {
             last = Some(command.run_checked()?);
@@ -45,9 +57,35 @@ pub fn run(
         })?;
         pushed.push((*target, digest));
     }
-    verify::verify(client, &pushed, &image.platforms)?;
-    let tags = pushed.iter().map(|(t, d)| tag(t, d.to_string(), TagStatus::Pushed)).collect();
+    verify::verify(client, &pushed, children)?;
+    let mut tags: Vec<TagOutcome> = pushed.iter().map(|(t, d)| tag(t, d.to_string(), TagStatus::Pushed)).collect();
+    for (target, status) in targets.iter().zip(&statuses) {
+        if *status == TagStatus::UpToDate {
+            let found = client.head_manifest(&target.reference)?.map(|f| f.digest.to_string()).unwrap_or_default();
+            tags.push(tag(target, found, TagStatus::UpToDate));
+        } else if *status == TagStatus::Replaced {
+            if let Some(outcome) = tags.iter_mut().find(|t| t.tag == target.tag) {
+                outcome.status = TagStatus::Replaced;
+            }
+        }
+    }
     Ok(outcome(client, children, tags, Vec::new(), warnings, false))
+}
+
+/// docker writes its own list bytes, so "the same index" means the same children:
+/// a tag whose index has exactly our (platform, digest) pairs is up to date.
+fn tag_status(client: &Client, target: &Target, children: &[Child], options: ManifestOptions) -> Result<TagStatus> {
+    if client.head_manifest(&target.reference)?.is_none() {
+        return Ok(TagStatus::Pushed);
+    }
+    let existing = client.get_manifest(&target.reference)?;
+    if verify::children_of(&existing.bytes).ok().as_ref() == Some(&verify::expected(children)) {
+        return Ok(TagStatus::UpToDate);
+    }
+    if target.immutable() && !options.force {
+        return Err(publish::immutable(target, &existing.digest, &"(the platform images resolved now)"));
+    }
+    Ok(TagStatus::Replaced)
 }
 
 /// create --amend, one annotate per child, push --purge.

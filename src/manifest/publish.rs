@@ -58,8 +58,8 @@ pub fn native(
             client.put_manifest(&target.reference, &assembled.media_type, &assembled.bytes)?;
         }
     }
-    let expected: Vec<(&Target, Digest)> = targets.iter().map(|t| (t, assembled.digest.clone())).collect();
-    verify::verify(client, &expected, &image.platforms)?;
+    let pushed: Vec<(&Target, Digest)> = targets.iter().map(|t| (t, assembled.digest.clone())).collect();
+    verify::verify(client, &pushed, children)?;
     Ok(outcome(client, &assembled, children, targets, &statuses, planned, warnings, false))
 }
 
@@ -68,17 +68,19 @@ fn tag_status(client: &Client, target: &Target, digest: &Digest, options: Manife
     match client.head_manifest(&target.reference)? {
         None => Ok(TagStatus::Pushed),
         Some(found) if found.digest == *digest => Ok(TagStatus::UpToDate),
-        Some(found) if target.immutable() && !options.force => Err(Error::Failed {
-            problem: format!(
-                "{} already points at {}, not at this release's index {digest}",
-                target.reference, found.digest
-            ),
-            hint: format!(
-                "`{}` is a release tag and does not move; if replacing it is really intended, pass --force",
-                target.tag
-            ),
-        }),
+        Some(found) if target.immutable() && !options.force => Err(immutable(target, &found.digest, digest)),
         Some(_) => Ok(TagStatus::Replaced),
+    }
+}
+
+/// The error for a release tag that points at another index.
+pub(super) fn immutable(target: &Target, found: &Digest, ours: &impl std::fmt::Display) -> Error {
+    Error::Failed {
+        problem: format!("{} already points at {found}, not at this release's index {ours}", target.reference),
+        hint: format!(
+            "`{}` is a release tag and does not move; if replacing it is really intended, pass --force",
+            target.tag
+        ),
     }
 }
 

@@ -22,7 +22,7 @@ pub fn resolve(client: &Client, source: &Reference, platform: &Platform) -> Resu
     let fetched = client.get_manifest(source).map_err(|e| match e {
         RegistryError::NotFound { .. } => Error::usage(
             format!("no image for {platform} at {source}"),
-            "build and push that platform first (`castoff build`), or check [image] platform_tag",
+            "build and push that platform's image first, or check [image] platform_tag and platforms",
         ),
         other => other.into(),
     })?;
@@ -116,18 +116,22 @@ fn pick_platform<'a>(
     }
 }
 
+/// A descriptor's platform as written (not normalised: see [`fills_variant`]).
 fn descriptor_platform(platform: &oci_spec::image::Platform) -> Platform {
     Platform {
         os: platform.os().to_string(),
         architecture: platform.architecture().to_string(),
         variant: platform.variant().clone(),
     }
-    .normalized()
 }
 
-/// `found` lacks a variant that `configured` has, and otherwise agrees.
+/// `found` (as written, before normalisation) names no variant, and its os and
+/// architecture agree with `configured`: the configured variant fills the gap. This
+/// must look at the raw form, because normalising turns a bare `arm` into `arm/v7`,
+/// which would wrongly contradict a configured `linux/arm/v6`.
 fn fills_variant(found: &Platform, configured: &Platform) -> bool {
-    found.variant.is_none() && found.os == configured.os && found.architecture == configured.architecture
+    let normal = found.normalized();
+    found.variant.is_none() && normal.os == configured.os && normal.architecture == configured.architecture
 }
 
 /// The platform the image config declares, checked against the configured one.
@@ -136,17 +140,12 @@ fn config_platform(config: &ImageConfiguration, configured: &Platform, source: &
         os: config.os().to_string(),
         architecture: config.architecture().to_string(),
         variant: config.variant().clone(),
-    }
-    .normalized();
-    if found.matches(configured) {
-        return Ok(configured.clone());
-    }
-    if fills_variant(&found, configured) {
-        // The config says arm but not which: the configured variant fills the gap.
+    };
+    if found.matches(configured) || fills_variant(&found, configured) {
         return Ok(configured.clone());
     }
     Err(Error::usage(
-        format!("{source} is {found} according to its image config, but castoff.toml says {configured}"),
+        format!("{source} is {} according to its image config, but castoff.toml says {configured}", found.normalized()),
         format!("rebuild the {configured} image for the right platform, or correct [image] platforms"),
     ))
 }
@@ -161,4 +160,24 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], source: &Reference, 
 
 fn protocol(source: &Reference, problem: &str) -> Error {
     RegistryError::Protocol { url: source.to_string(), problem: problem.to_string() }.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(text: &str) -> Platform {
+        Platform::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_bare_arm_config_takes_the_configured_variant() {
+        let bare = Platform { os: "linux".into(), architecture: "arm".into(), variant: None };
+        assert!(fills_variant(&bare, &platform("linux/arm/v6")));
+        assert!(fills_variant(&bare, &platform("linux/arm/v7")));
+        let v7 = Platform { variant: Some("v7".into()), ..bare.clone() };
+        assert!(!fills_variant(&v7, &platform("linux/arm/v6")));
+        let arm64 = Platform { architecture: "arm64".into(), ..bare };
+        assert!(!fills_variant(&arm64, &platform("linux/arm/v6")));
+    }
 }

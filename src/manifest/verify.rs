@@ -1,60 +1,65 @@
 //! Read every tag back after pushing: the digest must be the one pushed, and the
-//! platforms exactly the configured set. Whatever pushed it (castoff or docker), this
-//! is the proof the release is what castoff.toml says.
+//! children exactly the resolved (platform, digest) pairs, no more, no fewer. Whatever
+//! pushed it (castoff or docker), this is the proof the release is what castoff.toml
+//! says.
 
 use std::collections::BTreeSet;
 
 use oci_spec::image::{Digest, ImageIndex};
 
+use super::index::Child;
 use super::Target;
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 use crate::registry::Client;
 
-pub fn verify(client: &Client, expected: &[(&Target, Digest)], platforms: &[Platform]) -> Result<()> {
-    let want: BTreeSet<String> = platforms.iter().map(|p| p.normalized().to_string()).collect();
-    for (target, digest) in expected {
+/// (platform, child digest) pairs: what an index must hold.
+pub type Children = BTreeSet<(String, String)>;
+
+/// The pairs castoff resolved.
+pub fn expected(children: &[Child]) -> Children {
+    children.iter().map(|c| (c.platform.normalized().to_string(), c.digest.to_string())).collect()
+}
+
+/// The pairs in index `bytes`, attestations (`unknown/unknown`) left out.
+pub fn children_of(bytes: &[u8]) -> std::result::Result<Children, String> {
+    let index: ImageIndex = serde_json::from_slice(bytes).map_err(|e| format!("not an index ({e})"))?;
+    Ok(index
+        .manifests()
+        .iter()
+        .filter_map(|d| d.platform().as_ref().map(|p| (d, p)))
+        .map(|(d, p)| {
+            let platform = Platform {
+                os: p.os().to_string(),
+                architecture: p.architecture().to_string(),
+                variant: p.variant().clone(),
+            };
+            (platform.normalized().to_string(), d.digest().to_string())
+        })
+        .filter(|(platform, _)| !platform.starts_with("unknown/"))
+        .collect())
+}
+
+pub fn verify(client: &Client, pushed: &[(&Target, Digest)], children: &[Child]) -> Result<()> {
+    let want = expected(children);
+    for (target, digest) in pushed {
         let fetched = client.get_manifest(&target.reference)?;
+        let failed = |problem: String| Error::Failed {
+            problem: format!("verification failed for {}: {problem}", target.reference),
+            hint: "something else changed this tag meanwhile, or the push was incomplete; re-run castoff manifest"
+                .into(),
+        };
         if fetched.digest != *digest {
-            return Err(Error::Failed {
-                problem: format!(
-                    "verification failed for {}: expected {digest}, found {}",
-                    target.reference, fetched.digest
-                ),
-                hint: "something else pushed to this tag meanwhile; re-run castoff manifest".into(),
-            });
+            return Err(failed(format!("expected {digest}, found {}", fetched.digest)));
         }
-        let index: ImageIndex = serde_json::from_slice(&fetched.bytes).map_err(|e| Error::Failed {
-            problem: format!("verification failed for {}: not an index ({e})", target.reference),
-            hint: "re-run castoff manifest".into(),
-        })?;
-        let found: BTreeSet<String> = index
-            .manifests()
-            .iter()
-            .filter_map(|d| d.platform().as_ref())
-            .map(|p| {
-                Platform {
-                    os: p.os().to_string(),
-                    architecture: p.architecture().to_string(),
-                    variant: p.variant().clone(),
-                }
-                .normalized()
-                .to_string()
-            })
-            .filter(|p| !p.starts_with("unknown/"))
-            .collect();
+        let found = children_of(&fetched.bytes).map_err(failed)?;
         if found != want {
-            let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
-            return Err(Error::Failed {
-                problem: format!(
-                    "verification failed for {}: expected platforms [{}], found [{}]",
-                    target.reference,
-                    list(&want),
-                    list(&found)
-                ),
-                hint: "the index does not cover exactly [image] platforms; re-run castoff manifest".into(),
-            });
+            return Err(failed(format!("expected children [{}], found [{}]", describe(&want), describe(&found))));
         }
     }
     Ok(())
+}
+
+pub fn describe(children: &Children) -> String {
+    children.iter().map(|(platform, digest)| format!("{platform} {digest}")).collect::<Vec<_>>().join(", ")
 }
