@@ -368,3 +368,34 @@ fn sources_in_another_repository_are_mounted_and_copied() {
         .count();
     assert_eq!(uploads, 0, "no blob bytes re-uploaded: {}", registry.log());
 }
+
+/// A platform image whose config blob is not JSON is reported as malformed (naming
+/// the image), and nothing is pushed. The broken image is pushed with castoff's own
+/// registry client, since no real tool would build one.
+#[test]
+fn malformed_image_config_is_reported() {
+    use castoff::registry::{Client, ClientOptions, Reference};
+    use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
+
+    let registry = Registry::start();
+    let client = Client::new(ClientOptions::default());
+    let target = Reference::parse(&registry.reference("app:1.0.0-amd64")).unwrap();
+    let config = b"this is not json".to_vec();
+    let config_digest = castoff::manifest::index::sha256_digest(&config);
+    client.push_blob(&target, &config_digest, config.len() as u64, &mut config.as_slice()).unwrap();
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(Descriptor::new(MediaType::ImageConfig, config.len() as u64, config_digest))
+        .layers(Vec::new())
+        .build()
+        .unwrap();
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    client.put_manifest(&target, &MediaType::ImageManifest, &bytes).unwrap();
+    let repo = project(registry.host(), "1.0.0", &["linux/amd64"], "");
+
+    let failed = repo.castoff(["manifest"]).assert().code(1);
+    let stderr = String::from_utf8_lossy(&failed.get_output().stderr).to_string();
+    assert!(stderr.contains("malformed image config") && stderr.contains("1.0.0-amd64"), "{stderr}");
+    assert_eq!(registry.count("PUT", "/v2/app/manifests/latest"), 0);
+}
