@@ -1,8 +1,19 @@
-//! Registries: image references (and, in later milestones, credentials, the OCI
-//! distribution client and its retry policy). Only this module and `nuget` speak HTTP.
+//! Registries: image references, credentials (docker config and credential helpers),
+//! the OCI distribution client, its authentication and its retry policy. Only this
+//! module and `nuget` speak HTTP.
 
+mod auth;
+mod challenge;
 pub mod client;
+#[cfg(test)]
+mod client_tests;
+mod credentials;
+mod encoding;
 pub mod reference;
+mod retry;
+#[cfg(test)]
+mod testserver;
+mod transport;
 
 pub use client::{Client, ClientOptions, Fetched, Found, RegistryError, RetryPolicy};
 pub use reference::Reference;
