@@ -98,6 +98,7 @@ impl Command {
 
     /// Run to completion, capturing stdout and stderr. A non-zero exit is not an error
     /// here; see [`Command::run_checked`].
+    #[allow(clippy::disallowed_methods)] // the one place allowed to start processes
     pub fn run(&self) -> Result<Output, ExecError> {
         let mut expression = duct::cmd(&self.program, &self.args).stdout_capture().stderr_capture().unchecked();
         for (key, value) in &self.env {

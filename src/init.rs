@@ -35,6 +35,22 @@ pub struct InitOutcome {
     pub dry_run: bool,
 }
 
+/// Files that are never sources wherever they are: bytecode, editor backups and swap
+/// files, OS litter. `init` writes them into `exclude`, since a guessed `dir/**` would
+/// otherwise track them (a `.gitignore` usually covers them too, when there is one).
+const JUNK: &[&str] = &[
+    "**/__pycache__/**",
+    "**/*.pyc",
+    "**/*.pyo",
+    "**/*~",
+    "**/*.swp",
+    "**/*.swo",
+    "**/.#*",
+    "**/.DS_Store",
+    "**/Thumbs.db",
+    "**/node_modules/**",
+];
+
 /// Top-level names never guessed as sources: outputs, dependencies, docs, castoff's own.
 const NOT_SOURCES: &[&str] = &[
     "VERSION",
@@ -77,6 +93,7 @@ pub fn init(root: &Path, options: InitOptions) -> Result<InitOutcome> {
         serde_json::json!({
             "version_file": toml_string("VERSION"),
             "sources": sources.iter().map(|s| toml_string(s)).collect::<Vec<_>>(),
+            "exclude": JUNK.iter().map(|s| toml_string(s)).collect::<Vec<_>>(),
             "detected": detected,
         }),
     )?;
@@ -117,7 +134,7 @@ pub fn init(root: &Path, options: InitOptions) -> Result<InitOutcome> {
     }
     ensure_castoff_gitignore(root)?;
     let scan = sources.scan(true)?;
-    sources.record_baseline(&scan, &version)?;
+    sources.record_baseline(&scan, &version, None)?;
     Ok(outcome)
 }
 

@@ -2,9 +2,12 @@
 //! developer, CI job or xtask asks for (`version`, `status`, `bump`).
 //!
 //! Writes go through one sequence, under the project lock:
-//! baseline (recording the new version) first, then VERSION. If castoff dies between
-//! the two, the baseline names a version newer than VERSION; the next bump sees that,
-//! finishes the interrupted bump and stops, so a re-run never bumps twice.
+//! baseline (recording the new version and the one it was bumped from) first, then
+//! VERSION. If castoff dies between the two, the baseline names a version newer than
+//! VERSION, and VERSION still holds the version the bump started from; the next bump
+//! sees that, finishes the interrupted bump and stops, so a re-run never bumps twice.
+//! A VERSION lowered by hand (a revert, a merge) holds some other version and is
+//! bumped from as it is.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,8 @@ use crate::error::{Error, IoContext, Location, Result};
 use crate::sources::{Changes, Scan, Sources};
 use crate::version::{self, BumpRequest, ProjectLock, VersionFile};
 
+/// castoff's own directory: the committed baseline, and private state git ignores.
+pub const CASTOFF_DIR: &str = ".castoff";
 pub const LOCK_FILE: &str = ".castoff/lock";
 /// Keeps castoff's private files out of git; the baseline stays committed.
 pub const CASTOFF_GITIGNORE: (&str, &str) = (".castoff/.gitignore", "cache/\nlock\n");
@@ -35,7 +40,8 @@ pub struct Status {
     pub version: String,
     pub tracked: usize,
     pub changes: Changes,
-    /// A `castoff bump auto` would raise the version.
+    /// A `castoff bump` has work to do: tracked sources changed (a `castoff bump auto`
+    /// would raise the version), or an interrupted bump waits to be finished.
     pub bump_due: bool,
     pub has_baseline: bool,
     /// `[version] sources` is empty, so nothing can call for a bump.
@@ -151,16 +157,17 @@ impl Project {
         let interrupted = interrupted_bump(&version, &scan);
         let raised_by_hand = raised_by_hand(&version, &scan);
         let has_baseline = scan.baseline_version.is_some();
+        let no_sources = sources.is_empty();
+        let sources_changed = !no_sources && has_baseline && !scan.changes.is_empty() && !raised_by_hand;
         Ok(Status {
             version: version.to_string(),
             tracked: scan.tracked().len(),
-            bump_due: has_baseline && !scan.changes.is_empty() && interrupted.is_none() && !raised_by_hand,
+            bump_due: interrupted.is_some() || sources_changed,
             has_baseline,
-            no_sources: sources.is_empty(),
+            no_sources,
             raised_by_hand,
             interrupted_bump: interrupted.map(|v| v.to_string()),
-            // Without a baseline everything would be "added": not worth listing.
-            changes: if has_baseline { scan.changes } else { Changes::default() },
+            changes: scan.reported_changes(),
             warnings,
             stats: scan.stats,
         })
@@ -168,8 +175,12 @@ impl Project {
 
     /// Bump VERSION as `request` says and record the new source baseline.
     pub fn bump(&self, request: &BumpRequest, options: WriteOptions) -> Result<BumpOutcome> {
-        // A broken VERSION is reported before anything (even the lock file) is created.
-        self.read_version()?;
+        // Bad input is reported before anything (even the lock file) is created: a broken
+        // VERSION, or a bump that cannot apply to it (`release` of a plain version).
+        let before = self.read_version()?;
+        if *request != BumpRequest::Auto {
+            self.next_version(&before.version, request)?;
+        }
         let _lock = match options.dry_run {
             true => None,
             false => Some(self.lock(&format!("castoff bump {request}"))?),
@@ -185,10 +196,16 @@ impl Project {
             tag: self.tag_for(version),
             bumped,
             reason,
-            // Without a baseline everything would be "added": not worth listing.
-            changes: if scan.baseline_version.is_some() { scan.changes.clone() } else { Changes::default() },
+            changes: scan.reported_changes(),
             dry_run: options.dry_run,
             warnings: scan.warnings.clone(),
+        };
+        let record = |version: &Version, from: Option<&Version>| -> Result<()> {
+            if options.dry_run {
+                return Ok(());
+            }
+            ensure_castoff_gitignore(&self.root)?;
+            sources.record_baseline(&scan, version, from)
         };
 
         if let Some(target) = interrupted_bump(&current, &scan) {
@@ -199,11 +216,13 @@ impl Project {
         }
 
         let next = match request {
+            BumpRequest::Auto if sources.is_empty() => {
+                let config = self.config_shown();
+                let reason = format!("no sources are tracked ([version] sources in {})", config.display());
+                return Ok(outcome(&current, false, reason));
+            }
             BumpRequest::Auto if scan.baseline_version.is_none() => {
-                if !options.dry_run {
-                    ensure_castoff_gitignore(&self.root)?;
-                    sources.record_baseline(&scan, &current)?;
-                }
+                record(&current, None)?;
                 return Ok(outcome(
                     &current,
                     false,
@@ -214,10 +233,7 @@ impl Project {
                 ));
             }
             BumpRequest::Auto if raised_by_hand(&current, &scan) => {
-                if !options.dry_run {
-                    ensure_castoff_gitignore(&self.root)?;
-                    sources.record_baseline(&scan, &current)?;
-                }
+                record(&current, None)?;
                 return Ok(outcome(
                     &current,
                     false,
@@ -225,35 +241,42 @@ impl Project {
                 ));
             }
             BumpRequest::Auto if scan.changes.is_empty() => {
-                let reason = if sources.is_empty() {
-                    format!("no sources are tracked ([version] sources in {})", self.config_shown().display())
-                } else {
-                    format!("no tracked source changed since the baseline ({} files)", scan.tracked().len())
-                };
+                let reason = format!("no tracked source changed since the baseline ({} files)", scan.tracked().len());
                 return Ok(outcome(&current, false, reason));
             }
-            _ => version::next_version(&current, request).map_err(|e| {
-                let hint = e.hint();
-                Error::invalid(Location::file(&self.config.version.file).with_line(1), e.to_string(), hint)
-            })?,
+            // Checked before the lock too; VERSION may have moved since.
+            _ => self.next_version(&current, request)?,
         };
         let reason = match request {
             BumpRequest::Auto => format!("{} tracked source(s) changed", scan.changes.len()),
             other => format!("bump {other}"),
         };
         if !options.dry_run {
-            ensure_castoff_gitignore(&self.root)?;
-            sources.record_baseline(&scan, &next)?;
+            record(&next, Some(&current))?;
             file.write(&next)?;
         }
         Ok(outcome(&next, true, reason))
     }
+
+    /// The version `request` makes of `current`, or the reason it cannot, located at
+    /// VERSION.
+    fn next_version(&self, current: &Version, request: &BumpRequest) -> Result<Version> {
+        version::next_version(current, request).map_err(|e| {
+            let hint = e.hint();
+            Error::invalid(Location::file(&self.config.version.file).with_line(1), e.to_string(), hint)
+        })
+    }
 }
 
-/// The baseline was recorded for a newer version than VERSION holds: a bump wrote the
-/// baseline and died before writing VERSION.
+/// The baseline was recorded by a bump from the version VERSION still holds, to a newer
+/// one: that bump wrote the baseline and died before writing VERSION. A baseline newer
+/// than VERSION for any other reason (VERSION lowered by a revert or merge, or a
+/// baseline from before castoff recorded `from`) is not an interrupted bump.
 fn interrupted_bump(current: &Version, scan: &Scan) -> Option<Version> {
-    scan.baseline_version.clone().filter(|recorded| recorded > current)
+    match (&scan.baseline_version, &scan.baseline_from) {
+        (Some(recorded), Some(from)) if recorded > current && from == current => Some(recorded.clone()),
+        _ => None,
+    }
 }
 
 /// VERSION is newer than the version the baseline was recorded for: someone edited it.
@@ -278,9 +301,15 @@ pub(crate) fn resolves_inside(root: &Path, rel: &str, config_shown: &Path, key: 
     ))
 }
 
-/// Take the project lock of the project rooted at `root`.
+/// Take the project lock of the project rooted at `root`, creating `.castoff/` (with its
+/// `.gitignore`) if needed. A symlink at `.castoff` or at the lock is refused.
 pub fn lock_root(root: &Path, purpose: &str) -> Result<ProjectLock> {
-    ProjectLock::acquire(&root.join(LOCK_FILE), purpose, version::lock::DEFAULT_WAIT)
+    ensure_castoff_dir(root)?;
+    let path = root.join(LOCK_FILE);
+    if fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        return Err(version::lock::symlinked_lock(Path::new(LOCK_FILE)));
+    }
+    ProjectLock::acquire(&path, purpose, version::lock::DEFAULT_WAIT)
 }
 
 /// `path` relative to `root` when it is inside it, for short messages.
@@ -288,12 +317,26 @@ pub fn shown_path(root: &Path, path: &Path) -> PathBuf {
     path.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Ensure `.castoff/.gitignore` exists so the cache and lock stay out of commits.
-pub fn ensure_castoff_gitignore(root: &Path) -> Result<()> {
-    let (name, contents) = CASTOFF_GITIGNORE;
-    let path = root.join(name);
-    if !path.exists() {
-        crate::fsutil::write_atomic(&path, contents.as_bytes())?;
+/// Make sure `.castoff/` is a real directory (a symlink there is an error: castoff would
+/// write wherever it points). When castoff creates it, it also writes its `.gitignore`,
+/// so the cache and lock never show up in `git status`.
+pub fn ensure_castoff_dir(root: &Path) -> Result<()> {
+    if crate::fsutil::ensure_real_dir(root, CASTOFF_DIR)? {
+        write_castoff_gitignore(root)?;
     }
     Ok(())
+}
+
+/// Ensure `.castoff/.gitignore` exists so the cache and lock stay out of commits.
+pub fn ensure_castoff_gitignore(root: &Path) -> Result<()> {
+    ensure_castoff_dir(root)?;
+    if fs::symlink_metadata(root.join(CASTOFF_GITIGNORE.0)).is_err() {
+        write_castoff_gitignore(root)?;
+    }
+    Ok(())
+}
+
+fn write_castoff_gitignore(root: &Path) -> Result<()> {
+    let (name, contents) = CASTOFF_GITIGNORE;
+    crate::fsutil::write_atomic(&root.join(name), contents.as_bytes())
 }

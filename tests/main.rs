@@ -1,9 +1,12 @@
 //! castoff's integration tests: one test binary, one module per area. Every test runs
 //! the real `castoff` binary in its own temporary git repository (see `support`).
 
+#![allow(clippy::disallowed_methods)] // tests start git, castoff and the real services
+
 mod support;
 
 mod bad_input;
+mod cache;
 mod cli;
 mod concurrency;
 mod dry_run;
@@ -12,6 +15,7 @@ mod makefile_flow;
 mod manifest;
 mod prerelease;
 mod recovery;
+mod safety;
 mod services;
 mod sources;
 mod status;

@@ -43,11 +43,7 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        NetworkConfig {
-            attempts: 5,
-            timeout: Duration::from_secs(30),
-            total: Duration::from_secs(120),
-        }
+        NetworkConfig { attempts: 5, timeout: Duration::from_secs(30), total: Duration::from_secs(120) }
     }
 }
 
@@ -122,7 +118,7 @@ impl Config {
         };
         let globs = |key: &str, list: Option<Vec<Spanned<String>>>| -> Result<Vec<String>> {
             let list = list.unwrap_or_default().into_iter();
-            list.map(|item| at.check(key, item, |pattern| check_glob(&pattern).map(|()| pattern))).collect()
+            list.map(|item| at.check(key, item, |pattern| check_glob(&pattern))).collect()
         };
         let sources = globs("version.sources", raw.version.sources)?;
         let exclude = globs("version.exclude", raw.version.exclude)?;
@@ -280,19 +276,34 @@ pub fn normalise(path: &str) -> String {
     parts.join("/")
 }
 
-fn check_glob(pattern: &str) -> std::result::Result<(), (String, String)> {
+/// Check a `[version] sources` or `exclude` glob and return it normalised, the one form
+/// the walk and the matchers both use: `./src//**` → `src/**`.
+fn check_glob(pattern: &str) -> std::result::Result<String, (String, String)> {
     let inside_hint = "write globs relative to the project root, e.g. \"src/**/*.py\"";
     if pattern.split(['/', '\\']).any(|part| part == "..") {
         return Err((format!("`{pattern}` uses `..`, which leaves the project"), inside_hint.into()));
     }
+    let normal = normalise_glob(pattern);
+    if normal.is_empty() && !pattern.starts_with('/') {
+        return Err((
+            format!("`{pattern}` names no file or directory"),
+            "write \"**\" for every file in the project, or name the files and directories".into(),
+        ));
+    }
     check_inside_project(pattern).map_err(|problem| (problem, inside_hint.to_string()))?;
-    globset::Glob::new(pattern).map_err(|e| {
+    globset::Glob::new(&normal).map_err(|e| {
         (
             format!("`{pattern}` is not a valid glob: {}", e.kind()),
             "use * within a directory, ** across directories, ? for one character, {a,b} for either".into(),
         )
     })?;
-    Ok(())
+    Ok(normal)
+}
+
+/// Drop `.` components and empty ones (`//`, a leading `./`, a trailing `/`). Only `/`
+/// separates: in a glob, `\` escapes the next character.
+fn normalise_glob(pattern: &str) -> String {
+    pattern.split('/').filter(|part| !part.is_empty() && *part != ".").collect::<Vec<_>>().join("/")
 }
 
 /// Every `{...}` in `template` must be one of `allowed`.
@@ -422,6 +433,19 @@ mod tests {
         assert!(parse("[version]\ntag = \"release\"\n").is_err());
         assert!(parse("[version]\ntag = \"v {version}\"\n").is_err());
         assert_eq!(parse("[version]\ntag = \"release-{version}\"\n").unwrap().version.tag, "release-{version}");
+    }
+
+    #[test]
+    fn globs_are_normalised_once() {
+        let config = parse("[version]\nsources = [\"./app.py\", \"src//**\", \"lib/\", \"./a/./b/*.py\"]\n").unwrap();
+        assert_eq!(config.version.sources, ["app.py", "src/**", "lib", "a/b/*.py"]);
+        let config = parse("[version]\nexclude = [\"./build/**\"]\n").unwrap();
+        assert_eq!(config.version.exclude, ["build/**"]);
+        for glob in [".", "./", "", ".//."] {
+            let err = parse(&format!("[version]\nsources = [\"{glob}\"]\n")).unwrap_err();
+            assert_eq!(err.location().unwrap().key.as_deref(), Some("version.sources"), "{glob:?}");
+            assert!(err.hint().unwrap().contains("\"**\""), "{glob:?}: {:?}", err.hint());
+        }
     }
 
     #[test]

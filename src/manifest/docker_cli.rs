@@ -11,7 +11,7 @@ use super::{platform_names, publish, verify, ManifestOptions, ManifestOutcome, T
 use crate::config::ImageConfig;
 use crate::error::{Error, Result};
 use crate::exec::Command;
-use crate::registry::Client;
+use crate::registry::{plain_http_allowed, Client};
 
 pub fn run(
     client: &Client,
@@ -20,7 +20,8 @@ pub fn run(
     children: &[Child],
     options: ManifestOptions,
 ) -> Result<ManifestOutcome> {
-    let insecure = is_plain_http_allowed(&image.name.registry, &image.insecure_registries);
+    // docker needs --insecure exactly where castoff itself would speak plain HTTP.
+    let insecure = plain_http_allowed(&image.name.registry, &image.insecure_registries);
     // The same tag policy as native mode, decided before docker runs at all.
     let statuses = targets.iter().map(|t| tag_status(client, t, children, options)).collect::<Result<Vec<_>>>()?;
     let plans: Vec<(&Target, Vec<Command>)> = targets
@@ -113,15 +114,6 @@ fn commands(target: &Target, children: &[Child], insecure: bool) -> Vec<Command>
     }
     commands.push(push.arg("--purge").arg(&target_ref));
     commands
-}
-
-/// Whether docker needs `--insecure` for `registry`: loopback or listed as insecure.
-// TODO(dedupe): the registry client makes the same decision; use its function once merged.
-fn is_plain_http_allowed(registry: &str, insecure: &[String]) -> bool {
-    let host = registry.rsplit_once(':').map_or(registry, |(host, _)| host).trim_matches(['[', ']']);
-    host == "localhost"
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        || insecure.iter().any(|i| i == registry || i == host)
 }
 
 fn tag(target: &Target, digest: String, status: TagStatus) -> TagOutcome {

@@ -102,9 +102,11 @@ fn copy_child(client: &Client, child: &Child, target: &Reference) -> Result<()> 
     for blob in &child.blobs {
         let mounted =
             child.source.registry == target.registry && client.mount_blob(target, blob, &child.source.repository)?;
-        if !mounted && !client.has_blob(target, blob)? {
+        if !mounted {
+            // push_blob_seekable skips blobs the target already has, and can retry.
             let bytes = client.get_blob(&child.source, blob, COPY_LIMIT)?;
-            client.push_blob(target, blob, bytes.len() as u64, &mut bytes.as_slice())?;
+            let size = bytes.len() as u64;
+            client.push_blob_seekable(target, blob, size, &mut std::io::Cursor::new(bytes))?;
         }
     }
     let by_digest = target.with_digest(child.digest.as_ref()).map_err(|e| Error::Internal(e.to_string()))?;

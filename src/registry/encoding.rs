@@ -1,61 +1,38 @@
 //! The two small encodings the registry protocol needs: standard base64 (HTTP Basic
-//! credentials, docker config `auth` fields) and percent-encoding of query values.
-//!
-//! Hand-written because neither `base64` nor `percent-encoding` is a direct dependency
-//! and each is a few lines; both are exercised by the tests below.
+//! credentials, docker config `auth` fields) and percent-encoding of query values,
+//! with the exact leniency castoff wants, over the base64 and percent-encoding crates.
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+use base64::alphabet::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// Padding written; on reading, padding optional (hand-edited docker configs drop it),
+/// and non-zero trailing bits refused (they mean the text is not really base64).
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new().with_encode_padding(true).with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Unreserved characters, `/` and `:` stay as they are, so digests and repository paths
+/// read naturally in URLs; everything else is `%XX`.
+const QUERY: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/').remove(b':');
 
 /// Standard base64 with padding (RFC 4648 §4).
 pub(crate) fn base64_encode(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let bytes = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let group = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(group >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    BASE64.encode(input)
 }
 
 /// Standard base64, padding optional, surrounding whitespace ignored; `None` when the
-/// text is not base64. Docker writes padded base64, but hand-edited files may not be.
+/// text is not base64.
 pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim().trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut group: u32 = 0;
-    let mut bits = 0;
-    for byte in text.bytes() {
-        let value = ALPHABET.iter().position(|&a| a == byte)? as u32;
-        group = group << 6 | value;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((group >> bits) as u8);
-            group &= (1 << bits) - 1;
-        }
-    }
-    // Leftover bits must be zero padding; a single leftover symbol is not base64.
-    (bits < 6 && group == 0).then_some(out)
+    BASE64.decode(text.trim()).ok()
 }
 
-/// Percent-encode a query value: unreserved characters, `/` and `:` stay as they are
-/// (digests and repository paths read naturally), everything else is `%XX`.
+/// Percent-encode a query value.
 pub(crate) fn query_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/:".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(value, QUERY).to_string()
 }
 
 #[cfg(test)]

@@ -17,3 +17,5 @@ mod transport;
 
 pub use client::{Client, ClientOptions, Fetched, Found, RegistryError, RetryPolicy};
 pub use reference::Reference;
+/// Whether plain HTTP may be used for a registry: the client and docker-cli mode agree.
+pub(crate) use transport::plain_http_allowed;

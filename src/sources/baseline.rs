@@ -2,13 +2,16 @@
 //! from, so CI and every clone agree on whether a bump is due.
 //!
 //! Plain text, one line per tracked file in b3sum's `<hex>  <path>` form, sorted by path,
-//! so a review shows exactly which sources a release changed. Two header lines carry the
-//! version the baseline belongs to and a tree digest over the entry lines, which catches
-//! hand edits and half-resolved merges.
+//! so a review shows exactly which sources a release changed. Header lines carry the
+//! version the baseline belongs to, the version the bump that wrote it started from
+//! (absent when no bump wrote it: `init`, a first baseline, a VERSION raised by hand;
+//! and in files from castoff versions before it existed), and a tree digest over the
+//! entry lines, which catches hand edits and half-resolved merges.
 //!
 //! ```text
 //! # castoff source baseline: commit this file; `castoff bump` rewrites it.
 //! version 0.1.10
+//! from 0.1.9
 //! tree 5b1e…
 //! 9f0c…  app.py
 //! 77ab…  requirements.txt
@@ -30,6 +33,9 @@ const HEADER: &str = "# castoff source baseline: commit this file; `castoff bump
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Baseline {
     pub version: Version,
+    /// The version the bump that recorded this baseline started from. VERSION still
+    /// holding it while the baseline is newer means that bump was interrupted.
+    pub from: Option<Version>,
     /// Sorted by path.
     pub entries: Vec<(String, Digest)>,
 }
@@ -47,6 +53,7 @@ impl Baseline {
 
     pub fn parse(text: &str, shown: &Path) -> Result<Baseline> {
         let mut version = None;
+        let mut from = None;
         let mut tree = None;
         let mut entries: Vec<(String, Digest)> = Vec::new();
         for (index, line) in text.lines().enumerate() {
@@ -62,6 +69,10 @@ impl Baseline {
                 let parsed = Version::parse(v.trim())
                     .map_err(|e| corrupt(shown, number, &format!("`{v}` is not a version: {e}")))?;
                 version = Some(parsed);
+            } else if let Some(v) = line.strip_prefix("from ") {
+                let parsed = Version::parse(v.trim())
+                    .map_err(|e| corrupt(shown, number, &format!("`{v}` is not a version: {e}")))?;
+                from = Some(parsed);
             } else if let Some(t) = line.strip_prefix("tree ") {
                 tree = Some(
                     from_hex(t.trim()).ok_or_else(|| corrupt(shown, number, "the tree digest is not 64 hex digits"))?,
@@ -83,7 +94,7 @@ impl Baseline {
         if tree != tree_digest(&entries) {
             return Err(corrupt(shown, 1, "its tree digest does not match its entries (edited by hand?)"));
         }
-        Ok(Baseline { version, entries })
+        Ok(Baseline { version, from, entries })
     }
 
     pub fn render(&self) -> String {
@@ -91,6 +102,9 @@ impl Baseline {
         out.push_str(HEADER);
         out.push('\n');
         out.push_str(&format!("version {}\n", self.version));
+        if let Some(from) = &self.from {
+            out.push_str(&format!("from {from}\n"));
+        }
         out.push_str(&format!("tree {}\n", to_hex(&tree_digest(&self.entries))));
         for (path, digest) in &self.entries {
             out.push_str(&to_hex(digest));
@@ -133,6 +147,7 @@ mod tests {
     fn round_trips_and_detects_edits() {
         let baseline = Baseline {
             version: Version::new(0, 1, 9),
+            from: None,
             entries: vec![("app.py".into(), [1; 32]), ("dir/with space.txt".into(), [2; 32])],
         };
         let text = baseline.render();
@@ -143,5 +158,34 @@ mod tests {
         assert!(err.to_string().contains("tree digest"), "{err}");
         let conflicted = format!("{text}<<<<<<< HEAD\n");
         assert!(Baseline::parse(&conflicted, shown).unwrap_err().to_string().contains("merge conflict"));
+    }
+}
+
+#[cfg(test)]
+mod from_tests {
+    use super::*;
+
+    #[test]
+    fn records_the_version_bumped_from_and_reads_files_without_it() {
+        let shown = Path::new(BASELINE_FILE);
+        let bumped = Baseline {
+            version: Version::new(1, 3, 0),
+            from: Some(Version::new(1, 2, 4)),
+            entries: vec![("app.py".into(), [1; 32])],
+        };
+        let text = bumped.render();
+        assert!(text.contains("\nfrom 1.2.4\n"), "{text}");
+        assert_eq!(Baseline::parse(&text, shown).unwrap(), bumped);
+        let old = text.replace("from 1.2.4\n", "");
+        assert_eq!(Baseline::parse(&old, shown).unwrap().from, None);
+    }
+
+    /// A name with a carriage return would not read back: `lines()` drops it.
+    #[test]
+    fn carriage_return_names_do_not_round_trip() {
+        let baseline =
+            Baseline { version: Version::new(1, 0, 0), from: None, entries: vec![("bad\r".into(), [1; 32])] };
+        let read = Baseline::parse(&baseline.render(), Path::new(BASELINE_FILE));
+        assert!(read.map_or(true, |b| b != baseline));
     }
 }

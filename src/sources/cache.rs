@@ -11,6 +11,7 @@
 use std::fs;
 use std::path::Path;
 
+use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use super::hash::Digest;
@@ -18,10 +19,12 @@ use super::stamp::Stamp;
 use super::tracked::TrackedFiles;
 use crate::fsutil;
 
+pub const CACHE_DIR: &str = ".castoff/cache";
 pub const CACHE_FILE: &str = ".castoff/cache/stat.bin";
 
-/// Bumped whenever the layout below changes; an old cache is then ignored.
-const FORMAT: u32 = 5;
+/// Bumped whenever the layout below changes; an old cache is then ignored. It is also
+/// part of the cache key, with castoff's own version.
+pub const FORMAT: u32 = 6;
 
 #[derive(Debug, Deserialize)]
 pub struct StatCache {
@@ -55,18 +58,31 @@ pub struct StatCacheRef<'a> {
     pub skipped: &'a [String],
 }
 
-/// Which baseline file the cached digests equal: its stamp and version, and when that
-/// stamp was taken (a baseline rewritten within the racy margin is not trusted).
+/// Which baseline file the cached digests equal: its stamp, the versions it records,
+/// and a time taken before that stamp (a baseline rewritten within the racy margin of
+/// it is not trusted).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncedWith {
     pub baseline: Stamp,
     pub version: String,
+    pub from: Option<String>,
     pub checked_at_ns: i64,
 }
 
 impl SyncedWith {
-    pub fn now(baseline: Stamp, version: &semver::Version) -> SyncedWith {
-        SyncedWith { baseline, version: version.to_string(), checked_at_ns: super::stamp::now_ns() }
+    /// `checked_at_ns` must have been taken before `baseline` was.
+    pub fn new(baseline: Stamp, version: &Version, from: Option<&Version>, checked_at_ns: i64) -> SyncedWith {
+        SyncedWith { baseline, version: version.to_string(), from: from.map(Version::to_string), checked_at_ns }
+    }
+
+    /// The baseline's version and the version it was bumped from, if they parse.
+    pub fn versions(&self) -> Option<(Version, Option<Version>)> {
+        let version = Version::parse(&self.version).ok()?;
+        let from = match &self.from {
+            Some(from) => Some(Version::parse(from).ok()?),
+            None => None,
+        };
+        Some((version, from))
     }
 }
 

@@ -1,8 +1,10 @@
 //! Content digests: BLAKE3 over each tracked file, files hashed in parallel.
 //!
 //! Small files are read whole into a per-thread buffer (one `read` call, SIMD across
-//! BLAKE3 chunks); large ones are memory-mapped and hashed with BLAKE3's own rayon
-//! parallelism, so one huge file does not leave a core idle. A symlink is never
+//! BLAKE3 chunks); large ones are read in 16 MiB chunks, each hashed with BLAKE3's own
+//! rayon parallelism, so one huge file does not leave a core idle. Large files are not
+//! memory-mapped: a file truncated while mapped kills the process with SIGBUS, and a
+//! source file being rewritten while castoff checks it is ordinary. A symlink is never
 //! followed: its digest covers the link text, as git records it.
 
 use std::cell::RefCell;
@@ -15,8 +17,11 @@ use crate::error::{Error, IoContext, Result};
 
 pub type Digest = [u8; 32];
 
-/// Files larger than this are mmapped and hashed with intra-file parallelism.
-const MMAP_THRESHOLD: u64 = 8 << 20;
+/// Files larger than this are hashed in chunks with intra-file parallelism.
+const LARGE_FILE: u64 = 8 << 20;
+
+/// How much of a large file is read (and hashed across the cores) at a time.
+const CHUNK: usize = 16 << 20;
 
 thread_local! {
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -31,8 +36,9 @@ pub fn hash_one(path: &Path, stamp: &Stamp) -> Result<Digest> {
             hasher.update(b"symlink\0");
             hasher.update(target.as_os_str().as_encoded_bytes());
         }
-        Kind::File if stamp.size >= MMAP_THRESHOLD => {
-            hasher.update_mmap_rayon(path).with_path("read", path)?;
+        Kind::File if stamp.size >= LARGE_FILE => {
+            let mut file = File::open(path).with_path("open", path)?;
+            hash_in_chunks(&mut file, &mut hasher).with_path("read", path)?;
         }
         Kind::File => {
             let mut file = File::open(path).with_path("open", path)?;
@@ -56,6 +62,27 @@ pub fn hash_one(path: &Path, stamp: &Stamp) -> Result<Digest> {
         }
     }
     Ok(*hasher.finalize().as_bytes())
+}
+
+/// Hash a large file chunk by chunk, each chunk across the cores. A file that shrinks
+/// or grows meanwhile is hashed as read; its changed stamp gets it re-hashed next time.
+fn hash_in_chunks(file: &mut File, hasher: &mut blake3::Hasher) -> std::io::Result<()> {
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match file.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        hasher.update_rayon(&chunk[..filled]);
+        if filled < chunk.len() {
+            return Ok(());
+        }
+    }
 }
 
 /// Read a file whose size we already know into `buffer`, returning the bytes read.
@@ -111,5 +138,56 @@ pub mod digest_bytes {
             }
         }
         deserializer.deserialize_bytes(Bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_stamp(path: &Path) -> Stamp {
+        Stamp::of(&fs::symlink_metadata(path).unwrap())
+    }
+
+    #[test]
+    fn large_files_hash_like_one_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let bytes: Vec<u8> = (0..(CHUNK + LARGE_FILE as usize + 12345)).map(|i| (i * 31 % 251) as u8).collect();
+        fs::write(&path, &bytes).unwrap();
+        let digest = hash_one(&path, &file_stamp(&path)).unwrap();
+        assert_eq!(digest, *blake3::hash(&bytes).as_bytes());
+    }
+
+    /// A large file truncated and rewritten while it is being hashed is hashed as read
+    /// (or reported), never a crash: a memory-mapped file would raise SIGBUS here.
+    #[test]
+    fn truncation_while_hashing_is_harmless() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let size = 4 * LARGE_FILE as usize;
+        fs::write(&path, vec![7u8; size]).unwrap();
+        let stamp = file_stamp(&path);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let block = vec![9u8; 1 << 20];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    file.set_len(0).unwrap();
+                    for _ in 0..(size >> 20) {
+                        file.write_all(&block).unwrap();
+                    }
+                }
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            let _ = hash_one(&path, &stamp);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
     }
 }

@@ -27,8 +27,10 @@ pub enum Kind {
 
 /// Timestamps within this much of the moment a stamp was taken are not trusted: a write
 /// in the same filesystem clock tick can leave mtime unchanged (git's "racy" entries).
-/// Filesystem ticks are a few milliseconds; the margin is generous.
-pub const RACY_MARGIN_NS: i64 = 100_000_000;
+/// Some filesystems keep whole seconds (ext3, HFS+, many network and FUSE mounts), so
+/// the margin is one such tick plus 100 ms for clock skew. A stamp that recent is
+/// re-hashed on the next check and trusted once it is older: the cache heals itself.
+pub const RACY_MARGIN_NS: i64 = 1_100_000_000;
 
 impl Stamp {
     pub fn of(meta: &Metadata) -> Stamp {
@@ -89,4 +91,24 @@ pub fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp_at(mtime_ns: i64) -> Stamp {
+        Stamp { size: 1, mtime_ns, ctime_ns: mtime_ns, ino: 1, kind: Kind::File }
+    }
+
+    /// On a filesystem with one-second timestamps, a write later in the same second keeps
+    /// the mtime: a stamp is trusted only once its second (and some skew) has passed.
+    #[test]
+    fn racy_margin_covers_one_second_timestamps() {
+        let second = 1_700_000_000 * 1_000_000_000_i64;
+        let stamp = stamp_at(second);
+        assert!(!stamp.trustworthy(second + 999_000_000), "inside the same one-second tick");
+        assert!(!stamp.trustworthy(second + 1_050_000_000), "within skew of the tick's end");
+        assert!(stamp.trustworthy(second + 1_200_000_000));
+    }
 }

@@ -2,22 +2,33 @@
 //!
 //! Each include glob is walked only from its literal directory prefix (`src/**/*.py`
 //! walks `src/`, `app.py` is a single `lstat`), so tracking two files in a huge
-//! repository costs two system calls. Every directory visited is recorded with its
-//! stamp: an unchanged directory mtime proves no entry was added, removed or renamed in
-//! it, which lets the stat cache skip the walk entirely next time.
+//! repository costs two system calls. Every directory visited, and every ancestor of a
+//! literal path or walk root, is recorded with its stamp: an unchanged directory mtime
+//! proves no entry was added, removed, renamed or swapped for a symlink in it, which lets
+//! the stat cache skip the walk entirely next time.
 //!
 //! The walk lists each directory through an open fd and stats entries relative to it,
 //! so the kernel never re-resolves a long path, and subdirectories are walked in
 //! parallel. Only directories and tracked files are stat'ed; `d_type` sorts the rest.
+//!
+//! Files the repository's committed `.gitignore` files ignore are not tracked, so every
+//! clone (which lacks them) agrees on the tracked set. Only committed `.gitignore` files
+//! count: `.git/info/exclude` and `core.excludesFile` differ from one machine to the next,
+//! and honouring them would make two clones of one commit disagree about a bump. Each
+//! `.gitignore` read is recorded (with its stamp) next to the directories, so editing one
+//! forces a walk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use std::os::fd::{AsFd, OwnedFd};
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::Match;
 use rayon::prelude::*;
 use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags, CWD};
 
@@ -26,9 +37,11 @@ use super::tracked::TrackedFiles;
 use crate::config::VersionConfig;
 use crate::error::{Error, Location, Result};
 
-/// Top-level directories never tracked: git's own data and castoff's (`.git` is
-/// skipped at any depth, for submodules).
-const ALWAYS_EXCLUDED_DIRS: &[&str] = &[".git", ".castoff"];
+/// Directories never tracked, at any depth: git's data (and submodules' `.git` files)
+/// and castoff's own (a nested project's cache and lock change on every run).
+const PRIVATE_NAMES: &[&str] = &[".git", ".castoff"];
+
+const GITIGNORE: &str = ".gitignore";
 
 /// Compiled `[version] sources` and `exclude`.
 #[derive(Debug)]
@@ -38,14 +51,20 @@ pub struct SourceSet {
     exclude: GlobSet,
     /// Directories an `exclude` glob of the form `dir/**` removes whole; not descended.
     pruned_dirs: Vec<String>,
-    /// The VERSION file itself, which must never call for its own bump.
-    version_file: String,
+    /// Directory names an `exclude` glob of the form `**/name/**` removes wherever they
+    /// are; not descended either.
+    pruned_names: Vec<String>,
+    /// The VERSION file itself, which must never call for its own bump: as configured,
+    /// and where it resolves to when it is a symlink.
+    version_files: Vec<String>,
 }
 
 /// The walk's result: tracked files and visited directories, both with stamps.
 #[derive(Debug, Default)]
 pub struct Listing {
     pub files: BTreeMap<String, Stamp>,
+    /// Directories visited or passed through, and the `.gitignore` files read; a change
+    /// to any of them calls for a new walk.
     pub dirs: BTreeMap<String, Stamp>,
     /// Include patterns that matched no file (the user gets a warning).
     pub unmatched: Vec<String>,
@@ -57,8 +76,35 @@ fn glob(pattern: &str) -> std::result::Result<Glob, globset::Error> {
     GlobBuilder::new(pattern).literal_separator(true).backslash_escape(true).build()
 }
 
+/// Whether `path` is inside (or is) git's or castoff's own data.
+fn is_private(path: &str) -> bool {
+    path.split('/').any(|part| PRIVATE_NAMES.contains(&part))
+}
+
+/// Why a name cannot be tracked: the baseline is one path per line.
+fn unrecordable(name: &str) -> Option<&'static str> {
+    if name.contains('\n') {
+        Some("a newline in the name")
+    } else if name.contains('\r') {
+        Some("a carriage return in the name")
+    } else {
+        None
+    }
+}
+
+/// What a symlink at `full` points to, for messages. Following it only to look.
+fn describe_symlink(full: &Path) -> &'static str {
+    match fs::metadata(full) {
+        Ok(meta) if meta.is_dir() => "a symlink to a directory",
+        Ok(_) => "a symlink to a file",
+        Err(_) => "a dangling symlink",
+    }
+}
+
 impl SourceSet {
-    pub fn new(config: &VersionConfig, config_file: &Path) -> Result<SourceSet> {
+    /// Compile the globs of `config`. `root` is the project root, to find where VERSION
+    /// resolves when it is a symlink.
+    pub fn new(root: &Path, config: &VersionConfig, config_file: &Path) -> Result<SourceSet> {
         let compile = |key: &str, patterns: &[String], expand_dirs: bool| -> Result<GlobSet> {
             let mut builder = GlobSetBuilder::new();
             for pattern in patterns {
@@ -88,44 +134,65 @@ impl SourceSet {
             .iter()
             .filter_map(|p| {
                 let dir = p.strip_suffix("/**").unwrap_or(p);
-                (!has_glob_meta(dir)).then(|| crate::config::normalise(dir))
+                (!has_glob_meta(dir)).then(|| dir.to_string())
             })
             .collect();
-        Ok(SourceSet {
-            patterns: config.sources.clone(),
-            include,
-            exclude,
-            pruned_dirs,
-            version_file: config.file.clone(),
-        })
+        let pruned_names = config
+            .exclude
+            .iter()
+            .filter_map(|p| p.strip_prefix("**/")?.strip_suffix("/**"))
+            .filter(|name| !has_glob_meta(name) && !name.contains('/'))
+            .map(str::to_string)
+            .collect();
+        let mut version_files = vec![config.file.clone()];
+        version_files.extend(resolve_inside(root, &config.file).filter(|real| *real != config.file));
+        Ok(SourceSet { patterns: config.sources.clone(), include, exclude, pruned_dirs, pruned_names, version_files })
     }
 
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
+    /// Where VERSION is, as configured and as resolved; part of the stat cache's key.
+    pub fn version_files(&self) -> &[String] {
+        &self.version_files
+    }
+
     fn tracks(&self, path: &str) -> bool {
-        path != self.version_file && self.include.is_match(path) && !self.exclude.is_match(path)
+        !self.version_files.iter().any(|v| v == path)
+            && !is_private(path)
+            && self.include.is_match(path)
+            && !self.exclude.is_match(path)
     }
 
     fn prunes(&self, dir: &str) -> bool {
         let name = dir.rsplit('/').next().unwrap_or(dir);
-        name == ".git" || ALWAYS_EXCLUDED_DIRS.contains(&dir) || self.pruned_dirs.iter().any(|p| p == dir)
+        PRIVATE_NAMES.contains(&name)
+            || self.pruned_names.iter().any(|p| p == name)
+            || self.pruned_dirs.iter().any(|p| p == dir)
     }
 
     /// Enumerate the tracked files under `root`.
     pub fn list(&self, root: &Path) -> Result<Listing> {
-        let mut listing = Listing::default();
+        let mut lister = Lister { set: self, root, listing: Listing::default(), above: None, ignores: HashMap::new() };
+        lister.above = lister.ignores_above_root()?;
         let mut matched = vec![false; self.patterns.len()];
         let mut walk_roots: Vec<String> = Vec::new();
         for (index, pattern) in self.patterns.iter().enumerate() {
             let prefix = literal_prefix(pattern);
-            if prefix == crate::config::normalise(pattern) {
-                // A literal path: one lstat instead of a walk.
-                match self.lstat_inside(root, &prefix, &mut listing)? {
+            if is_private(&prefix) {
+                continue;
+            }
+            if let Some(reason) = unrecordable(&prefix) {
+                lister.listing.skipped.push(format!("{prefix:?}: {reason}"));
+                continue;
+            }
+            if prefix == *pattern {
+                // A literal path: one lstat per component instead of a walk.
+                match lister.lstat_inside(&prefix)? {
                     Some(stamp) if stamp.kind == Kind::Dir => walk_roots.push(prefix),
                     Some(stamp) if self.tracks(&prefix) => {
-                        listing.files.insert(prefix.clone(), stamp);
+                        lister.listing.files.insert(prefix.clone(), stamp);
                         matched[index] = true;
                     }
                     _ => {}
@@ -135,13 +202,14 @@ impl SourceSet {
             }
         }
         for start in outermost(walk_roots) {
-            self.walk(root, &start, &mut listing)?;
+            lister.walk(&start)?;
         }
+        let mut listing = lister.listing;
         for (index, pattern) in self.patterns.iter().enumerate() {
             if !matched[index] {
                 let Ok(single) = glob(pattern) else { continue };
                 let single = single.compile_matcher();
-                let dir_prefix = format!("{}/", crate::config::normalise(pattern));
+                let dir_prefix = format!("{pattern}/");
                 let hit = listing
                     .files
                     .keys()
@@ -153,88 +221,270 @@ impl SourceSet {
         }
         Ok(listing)
     }
+}
+
+/// One directory's committed `.gitignore`, stacked on its parent directory's rules.
+struct IgnoreLayer {
+    matcher: Gitignore,
+    /// How a path relative to the project root becomes one relative to this file's
+    /// directory.
+    base: Base,
+    parent: Ignores,
+}
+
+enum Base {
+    /// The directory is inside the project: strip this many leading bytes.
+    Inside(usize),
+    /// The directory is above the project root (in the enclosing git work tree):
+    /// prepend the path from it down to the root, ending in `/`.
+    Above(String),
+}
+
+/// The `.gitignore` rules in force in one directory: innermost first.
+type Ignores = Option<Arc<IgnoreLayer>>;
+
+/// Whether git ignores `rel` (relative to the project root): the innermost rule that
+/// matches decides, as in git. Parent directories were checked on the way down.
+fn ignored(ignores: &Ignores, rel: &str, is_dir: bool) -> bool {
+    let mut layer = ignores.as_deref();
+    while let Some(current) = layer {
+        let verdict = match &current.base {
+            Base::Inside(strip) => current.matcher.matched(&rel[*strip..], is_dir),
+            Base::Above(prefix) => current.matcher.matched(format!("{prefix}{rel}"), is_dir),
+        };
+        match verdict {
+            Match::Ignore(_) => return true,
+            Match::Whitelist(_) => return false,
+            Match::None => layer = current.parent.as_deref(),
+        }
+    }
+    false
+}
+
+/// Read the `.gitignore` in the directory open as `dir`, if it is a regular file (git
+/// does not follow a symlinked `.gitignore` either). Unparsable lines are skipped, as
+/// git skips them.
+fn read_gitignore(dir: impl AsFd) -> io::Result<Option<(Gitignore, Stamp)>> {
+    let stamp = match statat(&dir, GITIGNORE, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => Stamp::from_stat(&stat),
+        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if stamp.kind != Kind::File {
+        return Ok(None);
+    }
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = openat(&dir, GITIGNORE, flags, Mode::empty())?;
+    let mut bytes = Vec::new();
+    fs::File::from(fd).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut builder = GitignoreBuilder::new(".");
+    for (index, line) in text.lines().enumerate() {
+        let line = if index == 0 { line.trim_start_matches('\u{feff}') } else { line };
+        let _ = builder.add_line(None, line);
+    }
+    Ok(builder.build().ok().map(|matcher| (matcher, stamp)))
+}
+
+/// One enumeration in progress: what is found so far, and the `.gitignore` rules of the
+/// directories seen.
+struct Lister<'a> {
+    set: &'a SourceSet,
+    root: &'a Path,
+    listing: Listing,
+    /// The rules from above the project root, in force at its top.
+    above: Ignores,
+    /// The rules in force inside each directory looked at (root-relative path → stack,
+    /// the directory's own `.gitignore` included).
+    ignores: HashMap<String, Ignores>,
+}
+
+impl Lister<'_> {
+    /// The rules from `.gitignore` files above the project root, up to the top of the git
+    /// work tree that holds it (none when the root is that top, or not in one). Their
+    /// directories and files are recorded like the project's own.
+    fn ignores_above_root(&mut self) -> Result<Ignores> {
+        let Ok(real_root) = self.root.canonicalize() else { return Ok(None) };
+        let above: Vec<&Path> = real_root.ancestors().collect();
+        let Some(top) = above.iter().position(|dir| dir.join(".git").exists()) else { return Ok(None) };
+        let mut ignores: Ignores = None;
+        // From the work tree's top down to the root's parent.
+        for up in (1..=top).rev() {
+            let dir = above[up];
+            let rel = vec![".."; up].join("/");
+            let below = real_root.strip_prefix(dir).ok().and_then(Path::to_str).unwrap_or("");
+            self.record(&rel, dir)?;
+            let fd = match open_dir(CWD, dir) {
+                Ok(fd) => fd,
+                Err(_) => continue,
+            };
+            if let Some((matcher, stamp)) =
+                read_gitignore(&fd).map_err(|e| Error::io("read", &dir.join(GITIGNORE), e))?
+            {
+                self.listing.dirs.insert(format!("{rel}/{GITIGNORE}"), stamp);
+                ignores =
+                    Some(Arc::new(IgnoreLayer { matcher, base: Base::Above(format!("{below}/")), parent: ignores }));
+            }
+        }
+        Ok(ignores)
+    }
+
+    /// Record `dir`'s stamp (root-relative `rel`, at `full`) if not done yet.
+    fn record(&mut self, rel: &str, full: &Path) -> Result<()> {
+        if self.listing.dirs.contains_key(rel) {
+            return Ok(());
+        }
+        match fs::symlink_metadata(full) {
+            Ok(meta) => {
+                self.listing.dirs.insert(rel.to_string(), Stamp::of(&meta));
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("inspect", full, e)),
+        }
+    }
+
+    fn full(&self, rel: &str) -> std::path::PathBuf {
+        if rel.is_empty() {
+            self.root.to_path_buf()
+        } else {
+            self.root.join(rel)
+        }
+    }
+
+    /// The rules in force inside directory `rel`, which was reached without passing a
+    /// symlink: its parent's, plus its own `.gitignore`. Records the directory and the
+    /// `.gitignore` read.
+    fn ignores_in(&mut self, rel: &str) -> Result<Ignores> {
+        if let Some(ignores) = self.ignores.get(rel) {
+            return Ok(ignores.clone());
+        }
+        let parent = match rel.rsplit_once('/') {
+            _ if rel.is_empty() => self.above.clone(),
+            Some((parent, _)) => self.ignores_in(parent)?,
+            None => self.ignores_in("")?,
+        };
+        let full = self.full(rel);
+        self.record(rel, &full)?;
+        let own = match open_dir(CWD, &full) {
+            Ok(fd) => read_gitignore(&fd).map_err(|e| Error::io("read", &full.join(GITIGNORE), e))?,
+            Err(_) => None,
+        };
+        let ignores = match own {
+            Some((matcher, stamp)) => {
+                self.listing.dirs.insert(join(rel, GITIGNORE), stamp);
+                let strip = if rel.is_empty() { 0 } else { rel.len() + 1 };
+                Some(Arc::new(IgnoreLayer { matcher, base: Base::Inside(strip), parent }))
+            }
+            None => parent,
+        };
+        self.ignores.insert(rel.to_string(), ignores.clone());
+        Ok(ignores)
+    }
 
     /// `lstat` a relative path after checking that no directory on the way is a symlink
-    /// (which could lead outside the project). Records the parent directory's stamp:
-    /// the file appearing or disappearing changes it.
-    fn lstat_inside(&self, root: &Path, rel: &str, listing: &mut Listing) -> Result<Option<Stamp>> {
-        let mut so_far = String::new();
+    /// (which could lead outside the project) or ignored by git. Records the stamp of
+    /// every directory on the way: a file appearing or disappearing in any of them, or
+    /// one of them swapped for a symlink, changes one of those stamps.
+    fn lstat_inside(&mut self, rel: &str) -> Result<Option<Stamp>> {
         let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+        let mut so_far = String::new();
         for (i, part) in parts.iter().enumerate() {
-            let parent = so_far.clone();
-            if !so_far.is_empty() {
-                so_far.push('/');
-            }
-            so_far.push_str(part);
-            let full = root.join(&so_far);
+            let ignores = self.ignores_in(&so_far)?;
+            so_far = join(&so_far, part);
+            let full = self.root.join(&so_far);
             let meta = match fs::symlink_metadata(&full) {
                 Ok(meta) => meta,
                 Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {
-                    self.record_dir(root, &parent, listing)?;
                     return Ok(None);
                 }
                 Err(e) => return Err(Error::io("inspect", &full, e)),
             };
             let last = i + 1 == parts.len();
             if meta.file_type().is_symlink() && !last {
-                listing.skipped.push(format!("{so_far}: a symlinked directory; castoff never follows symlinks"));
+                let what = describe_symlink(&full);
+                self.listing.skipped.push(format!("{so_far}: {what}; castoff never follows symlinks"));
+                return Ok(None);
+            }
+            if ignored(&ignores, &so_far, meta.is_dir()) {
+                self.listing.skipped.push(format!("{so_far}: ignored by git (a .gitignore names it)"));
                 return Ok(None);
             }
             if last {
-                self.record_dir(root, &parent, listing)?;
                 return Ok(Some(Stamp::of(&meta)));
             }
         }
         Ok(None)
     }
 
-    fn record_dir(&self, root: &Path, rel: &str, listing: &mut Listing) -> Result<()> {
-        if listing.dirs.contains_key(rel) {
-            return Ok(());
-        }
-        let full = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
-        match fs::symlink_metadata(&full) {
-            Ok(meta) => {
-                listing.dirs.insert(rel.to_string(), Stamp::of(&meta));
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("inspect", &full, e)),
-        }
-    }
-
-    fn walk(&self, root: &Path, start: &str, listing: &mut Listing) -> Result<()> {
+    fn walk(&mut self, start: &str) -> Result<()> {
         // The start directory itself must be reached without passing a symlink.
         let stamp = if start.is_empty() {
-            self.record_dir(root, "", listing)?;
-            match listing.dirs.get("") {
+            let root = self.root.to_path_buf();
+            self.record("", &root)?;
+            match self.listing.dirs.get("") {
                 Some(stamp) => *stamp,
                 None => return Ok(()),
             }
         } else {
-            match self.lstat_inside(root, start, listing)? {
+            match self.lstat_inside(start)? {
                 Some(stamp) if stamp.kind == Kind::Dir => stamp,
                 Some(stamp) if stamp.kind == Kind::Symlink => {
-                    listing.skipped.push(format!("{start}: a symlinked directory; castoff never follows symlinks"));
+                    let what = describe_symlink(&self.root.join(start));
+                    self.listing.skipped.push(format!("{start}: {what}; castoff never follows symlinks"));
                     return Ok(());
                 }
                 _ => return Ok(()),
             }
         };
-        let full = if start.is_empty() { root.to_path_buf() } else { root.join(start) };
+        // walk_dir adds the start directory's own .gitignore.
+        let parent = match start.rsplit_once('/') {
+            _ if start.is_empty() => self.above.clone(),
+            Some((parent, _)) => self.ignores_in(parent)?,
+            None => self.ignores_in("")?,
+        };
+        let full = self.full(start);
         let fd = open_dir(CWD, &full).map_err(|e| Error::io("open directory", &full, e))?;
-        let found = self.walk_dir(root, fd, start.to_string(), stamp)?;
-        listing.files.extend(found.files);
-        listing.dirs.extend(found.dirs);
-        listing.skipped.extend(found.skipped);
+        let found = self.set.walk_dir(self.root, fd, start.to_string(), stamp, parent)?;
+        self.listing.files.extend(found.files);
+        self.listing.dirs.extend(found.dirs);
+        self.listing.skipped.extend(found.skipped);
         Ok(())
     }
+}
 
+/// `dir/name`, or `name` at the root.
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Where `rel` resolves through symlinks, relative to the real root, when that is
+/// inside the project.
+fn resolve_inside(root: &Path, rel: &str) -> Option<String> {
+    let real_root = root.canonicalize().ok()?;
+    let real = root.join(rel).canonicalize().ok()?;
+    real.strip_prefix(&real_root).ok()?.to_str().map(str::to_string)
+}
+
+impl SourceSet {
     /// List one directory through its fd, stat entries relative to it (no path
-    /// re-resolution), and descend into subdirectories in parallel.
-    fn walk_dir(&self, root: &Path, fd: OwnedFd, rel: String, stamp: Stamp) -> Result<Found> {
+    /// re-resolution), and descend into subdirectories in parallel. `ignores` are the
+    /// rules in force in the parent directory.
+    fn walk_dir(&self, root: &Path, fd: OwnedFd, rel: String, stamp: Stamp, ignores: Ignores) -> Result<Found> {
         let full = || root.join(&rel);
         let mut found = Found::default();
+        let ignores = match read_gitignore(&fd).map_err(|e| Error::io("read", &full().join(GITIGNORE), e))? {
+            Some((matcher, gitignore_stamp)) => {
+                found.dirs.push((join(&rel, GITIGNORE), gitignore_stamp));
+                let strip = if rel.is_empty() { 0 } else { rel.len() + 1 };
+                Some(Arc::new(IgnoreLayer { matcher, base: Base::Inside(strip), parent: ignores }))
+            }
+            None => ignores,
+        };
         let mut subdirs = Vec::new();
         let dir = Dir::read_from(&fd).map_err(|e| Error::io("read directory", &full(), e.into()))?;
         for entry in dir {
@@ -251,9 +501,9 @@ impl SourceSet {
                 ));
                 continue;
             };
-            let child = if rel.is_empty() { text.to_string() } else { format!("{rel}/{text}") };
-            if text.contains('\n') {
-                found.skipped.push(format!("{child:?}: a newline in the name"));
+            let child = join(&rel, text);
+            if let Some(reason) = unrecordable(text) {
+                found.skipped.push(format!("{child:?}: {reason}"));
                 continue;
             }
             let kind = entry.file_type();
@@ -266,10 +516,12 @@ impl SourceSet {
                 .map_err(|e| Error::io("inspect", &root.join(&child), e.into()))?;
             let child_stamp = Stamp::from_stat(&stat);
             match child_stamp.kind {
-                Kind::Dir if !self.prunes(&child) => subdirs.push((child, name.to_owned(), child_stamp)),
-                Kind::Dir => {}
-                Kind::File | Kind::Symlink if self.tracks(&child) => found.files.push((child, child_stamp)),
-                Kind::Other if self.tracks(&child) => {
+                Kind::Dir if self.prunes(&child) || ignored(&ignores, &child, true) => {}
+                Kind::Dir => subdirs.push((child, name.to_owned(), child_stamp)),
+                Kind::File | Kind::Symlink if self.tracks(&child) && !ignored(&ignores, &child, false) => {
+                    found.files.push((child, child_stamp))
+                }
+                Kind::Other if self.tracks(&child) && !ignored(&ignores, &child, false) => {
                     found.skipped.push(format!("{child}: not a regular file (device, socket or fifo)"))
                 }
                 _ => {}
@@ -281,7 +533,7 @@ impl SourceSet {
             .map(|(child, name, child_stamp)| {
                 let child_fd =
                     open_dir(&fd, name.as_c_str()).map_err(|e| Error::io("open directory", &root.join(&child), e))?;
-                self.walk_dir(root, child_fd, child, child_stamp)
+                self.walk_dir(root, child_fd, child, child_stamp, ignores.clone())
             })
             .collect();
         for child in children {
@@ -369,13 +621,13 @@ fn has_glob_meta(pattern: &str) -> bool {
 }
 
 /// The directory part of a glob before its first wildcard: `src/**/*.py` → `src`,
-/// `*.py` → ``, and a literal path is returned whole.
+/// `*.py` → ``, and a literal path is returned whole. Globs arrive normalised from the
+/// config (no `./`, no `//`).
 fn literal_prefix(pattern: &str) -> String {
-    let normal = crate::config::normalise(pattern);
-    if !has_glob_meta(&normal) {
-        return normal;
+    if !has_glob_meta(pattern) {
+        return pattern.to_string();
     }
-    normal.split('/').take_while(|part| !has_glob_meta(part)).collect::<Vec<_>>().join("/")
+    pattern.split('/').take_while(|part| !has_glob_meta(part)).collect::<Vec<_>>().join("/")
 }
 
 /// Drop walk roots inside other walk roots, so each directory is walked once.
@@ -400,7 +652,7 @@ mod tests {
     fn prefixes() {
         assert_eq!(literal_prefix("src/**/*.py"), "src");
         assert_eq!(literal_prefix("*.py"), "");
-        assert_eq!(literal_prefix("./app.py"), "app.py");
+        assert_eq!(literal_prefix("app.py"), "app.py");
         assert_eq!(literal_prefix("a/b/c*.txt"), "a/b");
         assert_eq!(outermost(vec!["src/a".into(), "src".into(), "lib".into(), "src".into()]), ["lib", "src"]);
         assert_eq!(outermost(vec!["src".into(), "".into()]), [""]);

@@ -63,7 +63,8 @@ impl VersionFile {
 
     /// Atomically replace the file's version, keeping BOM and line ending.
     pub fn write(&mut self, version: &Version) -> Result<()> {
-        fsutil::write_atomic(&self.path, self.render(version).as_bytes())?;
+        // VERSION may be a symlink inside the project (checked when the project opened).
+        fsutil::write_atomic_through_symlink(&self.path, self.render(version).as_bytes())?;
         self.version = version.clone();
         Ok(())
     }

@@ -4,13 +4,16 @@
 //! even on SIGKILL, so a crashed castoff never leaves a stale lock behind. The file is
 //! never deleted (deleting lock files races with new lockers); after taking the lock the
 //! holder writes who it is into it, so a waiter that gives up can name the holder.
+//! The lock file is opened without following a symlink: a committed `.castoff/lock`
+//! link must not make castoff truncate the file it points at.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Location, Result};
 
 /// How long a second castoff waits before failing with the holder's name. Bumps take
 /// milliseconds, so this only runs out when the holder is stuck or doing a long release.
@@ -35,8 +38,12 @@ impl ProjectLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(path)
-            .with_path("open lock file", path)?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => symlinked_lock(path),
+                _ => Error::io("open lock file", path, e),
+            })?;
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(2);
         loop {
@@ -65,6 +72,15 @@ impl ProjectLock {
         self.file.write_all(line.as_bytes()).with_path("write", &self.path)?;
         Ok(())
     }
+}
+
+/// The error for a lock file that is a symlink (`shown` as the user should see it).
+pub fn symlinked_lock(shown: &Path) -> Error {
+    Error::invalid(
+        Location::file(shown),
+        "the lock file is a symlink; castoff never writes through one",
+        format!("remove it (`rm {}`); castoff creates the lock file itself", shown.display()),
+    )
 }
 
 /// Who holds the lock, as the holder recorded it; advisory locks do not block reading.

@@ -18,6 +18,12 @@ pub struct DockerCli {
     config: TempDir,
 }
 
+impl Default for DockerCli {
+    fn default() -> Self {
+        DockerCli::new()
+    }
+}
+
 impl DockerCli {
     pub fn new() -> DockerCli {
         DockerCli { config: temp_dir() }

@@ -6,6 +6,8 @@
 //! Everything here panics with an explanation on failure: a missing program names its
 //! Debian package, and nothing is ever skipped silently.
 
+#![allow(clippy::disallowed_methods)] // test services start real programs
+
 pub mod docker;
 pub mod images;
 pub mod programs;

@@ -52,7 +52,10 @@ pub fn run(castoff: &Path, args: &BenchArgs) -> Result<()> {
         met: ours / theirs >= 1.5,
     });
 
-    // Warm check of an unchanged tree: metadata only.
+    // Warm check of an unchanged tree: metadata only. Stamps younger than castoff's racy
+    // margin (1.1 s: one coarse filesystem tick) are re-hashed rather than trusted, and
+    // the reset above may have just rewritten files, so let them age first.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
     run_castoff(&["status"])?; // leaves a fresh stat cache
     let proof = run_castoff(&["--json", "status"])?;
     if !proof.contains("\"hashed\":0") || !proof.contains("\"walked\":false") {
