@@ -32,13 +32,19 @@ impl GitInfo {
             let text = String::from_utf8(output.stdout).ok()?.trim().to_string();
             (!text.is_empty()).then_some(text)
         };
-        let commit = git(&["rev-parse", "--verify", "-q", "HEAD"]);
-        let created = source_date_epoch().or_else(|| commit.as_ref().and_then(|_| git(&["log", "-1", "--format=%cI"])));
+        // One process for the commit and its time; the remote only inside a repository.
+        let head = git(&["log", "-1", "--format=%H%n%cI"]);
+        let mut lines = head.as_deref().unwrap_or_default().lines();
+        let commit = lines.next().filter(|c| !c.is_empty()).map(str::to_string);
+        let commit_time = lines.next().map(str::to_string);
         GitInfo {
             short: commit.as_ref().map(|c| c.chars().take(12).collect()),
+            created: source_date_epoch().or(commit_time),
+            source: commit
+                .as_ref()
+                .and_then(|_| git(&["config", "--get", "remote.origin.url"]))
+                .map(|u| without_credentials(&u)),
             commit,
-            created,
-            source: git(&["remote", "get-url", "origin"]).map(|url| without_credentials(&url)),
         }
     }
 }

@@ -16,7 +16,6 @@ mod verify;
 
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
 use semver::Version;
 use serde::Serialize;
 
@@ -104,9 +103,6 @@ impl Target {
 pub fn run(project: &Project, options: ManifestOptions) -> Result<ManifestOutcome> {
     let image = image_config(project)?;
     let version = project.read_version()?.version;
-    let git = GitInfo::read(&project.root);
-    let vars = TagVars { version: &version, git: &git };
-    let targets = targets(image, &vars)?;
     let network = project.config.network;
     let client = Client::new(ClientOptions {
         insecure_registries: image.insecure_registries.clone(),
@@ -114,17 +110,30 @@ pub fn run(project: &Project, options: ManifestOptions) -> Result<ManifestOutcom
         timeout: network.timeout,
         ..ClientOptions::default()
     });
-    let children: Vec<Child> = image
-        .platforms
-        .par_iter()
-        .map(|platform| {
-            let source = platform_source(image, platform, &vars)?;
-            resolve::resolve(&client, &source, platform)
-        })
-        .collect::<Result<_>>()?;
+    // Three independent things run at once: reading git (subprocesses), resolving the
+    // platform images, and asking the registry where each release tag points now. Only
+    // templates that use {git_sha} need git first.
+    let uses_git_sha = std::iter::once(&image.platform_tag).chain(&image.tags).any(|t| t.contains("{git_sha}"));
+    let early_git = uses_git_sha.then(|| GitInfo::read(&project.root));
+    let no_git = GitInfo::default();
+    let vars = TagVars { version: &version, git: early_git.as_ref().unwrap_or(&no_git) };
+    let targets = targets(image, &vars)?;
+    let (late_git, children, current) = std::thread::scope(|scope| {
+        let git = early_git.is_none().then(|| scope.spawn(|| GitInfo::read(&project.root)));
+        let current = scope.spawn(|| fan_out(&targets, |target| Ok(client.head_manifest(&target.reference)?)));
+        let children = fan_out(&image.platforms, |platform| {
+            resolve::resolve(&client, &platform_source(image, platform, &vars)?, platform)
+        });
+        let joined = |what: &str| Error::Internal(format!("the {what} thread panicked"));
+        let git = git.map(|h| h.join().map_err(|_| joined("git"))).transpose();
+        let current = current.join().map_err(|_| joined("tag lookup"));
+        (git, children, current)
+    });
+    let (children, current) = (children?, current??);
+    let git = early_git.or(late_git?).unwrap_or_default();
     let annotations = annotations(image, &version, &git);
     match options.mode {
-        Mode::Native => publish::native(&client, image, &targets, &children, &annotations, options),
+        Mode::Native => publish::native(&client, image, &targets, &current, &children, &annotations, options),
         Mode::DockerCli => docker_cli::run(&client, image, &targets, &children, options),
     }
 }
@@ -204,6 +213,19 @@ fn annotations(image: &ImageConfig, version: &Version, git: &GitInfo) -> BTreeMa
     }
     all.extend(image.annotations.clone());
     all
+}
+
+/// Run `call` for every item at once, one thread each, results in item order. For
+/// network round-trips (a handful per release), where waiting, not CPU, is the cost:
+/// rayon's pool has one thread per core and would queue them.
+pub(crate) fn fan_out<T: Sync, R: Send>(items: &[T], call: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.iter().map(|item| scope.spawn(|| call(item))).collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|_| Err(Error::Internal("a request thread panicked".into()))))
+            .collect()
+    })
 }
 
 /// The platforms of `children`, as strings, in configured order.

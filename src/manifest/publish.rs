@@ -6,18 +6,20 @@ use std::collections::BTreeMap;
 use oci_spec::image::Digest;
 
 use super::index::{assemble, Assembled, Child};
-use super::{platform_names, verify, ManifestOptions, ManifestOutcome, TagOutcome, TagStatus, Target};
+use super::{fan_out, platform_names, verify, ManifestOptions, ManifestOutcome, TagOutcome, TagStatus, Target};
 use crate::config::ImageConfig;
 use crate::error::{Error, Result};
-use crate::registry::{Client, Reference};
+use crate::registry::{Client, Found, Reference};
 
 /// Blobs copied between registries are held in memory; refuse absurd sizes.
 const COPY_LIMIT: u64 = 2 << 30;
 
+#[allow(clippy::too_many_arguments)]
 pub fn native(
     client: &Client,
     image: &ImageConfig,
     targets: &[Target],
+    current: &[Option<Found>],
     children: &[Child],
     annotations: &BTreeMap<String, String>,
     options: ManifestOptions,
@@ -34,7 +36,8 @@ pub fn native(
     // Every check before any write: a conflicting immutable tag stops the whole run.
     let statuses = targets
         .iter()
-        .map(|target| tag_status(client, target, &assembled.digest, options))
+        .zip(current)
+        .map(|(target, found)| tag_status(target, found.as_ref(), &assembled.digest, options))
         .collect::<Result<Vec<_>>>()?;
     let cross_repository: Vec<&Child> = children.iter().filter(|c| !same_repository(&c.source, &image.name)).collect();
     let mut planned = Vec::new();
@@ -53,19 +56,18 @@ pub fn native(
     for child in cross_repository {
         copy_child(client, child, &image.name)?;
     }
-    for (target, status) in targets.iter().zip(&statuses) {
-        if *status != TagStatus::UpToDate {
-            client.put_manifest(&target.reference, &assembled.media_type, &assembled.bytes)?;
-        }
-    }
+    let to_push: Vec<&Target> =
+        targets.iter().zip(&statuses).filter(|(_, status)| **status != TagStatus::UpToDate).map(|(t, _)| t).collect();
+    fan_out(&to_push, |target| Ok(client.put_manifest(&target.reference, &assembled.media_type, &assembled.bytes)?))?;
     let pushed: Vec<(&Target, Digest)> = targets.iter().map(|t| (t, assembled.digest.clone())).collect();
     verify::verify(client, &pushed, children)?;
     Ok(outcome(client, &assembled, children, targets, &statuses, planned, warnings, false))
 }
 
-/// What pushing `digest` under `target` would do; errors for a conflicting immutable tag.
-fn tag_status(client: &Client, target: &Target, digest: &Digest, options: ManifestOptions) -> Result<TagStatus> {
-    match client.head_manifest(&target.reference)? {
+/// What pushing `digest` under `target` (currently pointing at `found`) would do;
+/// errors for a conflicting immutable tag.
+fn tag_status(target: &Target, found: Option<&Found>, digest: &Digest, options: ManifestOptions) -> Result<TagStatus> {
+    match found {
         None => Ok(TagStatus::Pushed),
         Some(found) if found.digest == *digest => Ok(TagStatus::UpToDate),
         Some(found) if target.immutable() && !options.force => Err(immutable(target, &found.digest, digest)),

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use oci_spec::image::{Digest, ImageIndex};
 
 use super::index::Child;
-use super::Target;
+use super::{fan_out, Target};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 use crate::registry::Client;
@@ -42,7 +42,7 @@ pub fn children_of(bytes: &[u8]) -> std::result::Result<Children, String> {
 
 pub fn verify(client: &Client, pushed: &[(&Target, Digest)], children: &[Child]) -> Result<()> {
     let want = expected(children);
-    for (target, digest) in pushed {
+    fan_out(pushed, |(target, digest)| {
         let fetched = client.get_manifest(&target.reference)?;
         let failed = |problem: String| Error::Failed {
             problem: format!("verification failed for {}: {problem}", target.reference),
@@ -56,8 +56,9 @@ pub fn verify(client: &Client, pushed: &[(&Target, Digest)], children: &[Child])
         if found != want {
             return Err(failed(format!("expected children [{}], found [{}]", describe(&want), describe(&found))));
         }
-    }
-    Ok(())
+        Ok(())
+    })
+    .map(drop)
 }
 
 pub fn describe(children: &Children) -> String {
