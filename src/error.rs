@@ -52,6 +52,39 @@ impl fmt::Display for Location {
     }
 }
 
+/// What is wrong with one value and how to fix it, from code that does not know where
+/// the value came from (platform strings, image references): the caller adds the
+/// file, line or key when it turns this into an [`Error`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}")]
+pub struct Problem {
+    problem: String,
+    hint: String,
+}
+
+impl Problem {
+    pub fn new(problem: impl Into<String>, hint: impl Into<String>) -> Self {
+        Problem { problem: problem.into(), hint: hint.into() }
+    }
+
+    /// What was wrong, naming the text as given.
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+
+    /// How to fix it, usually the exact text to write instead.
+    pub fn hint(&self) -> &str {
+        &self.hint
+    }
+}
+
+/// Config validation speaks `(problem, hint)` pairs (see `config::Spans::check`).
+impl From<Problem> for (String, String) {
+    fn from(problem: Problem) -> Self {
+        (problem.problem, problem.hint)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Input the user controls (castoff.toml, VERSION, the baseline, arguments) is wrong.

@@ -49,31 +49,8 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-/// Why a platform string was refused: what was wrong and how to write it instead.
-///
-/// Carries no location; the caller knows the file and key the text came from.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{problem}")]
-pub struct PlatformError {
-    problem: String,
-    hint: String,
-}
-
-impl PlatformError {
-    fn new(problem: impl Into<String>, hint: impl Into<String>) -> Self {
-        PlatformError { problem: problem.into(), hint: hint.into() }
-    }
-
-    /// What was wrong, naming the text as given.
-    pub fn problem(&self) -> &str {
-        &self.problem
-    }
-
-    /// How to fix it, usually the exact platform to write instead.
-    pub fn hint(&self) -> &str {
-        &self.hint
-    }
-}
+/// What is wrong with the text and how to fix it.
+pub type PlatformError = crate::error::Problem;
 
 impl Platform {
     /// Parse `os/arch[/variant]`, normalising aliases and rejecting unknown or

@@ -64,7 +64,7 @@ impl ImageConfig {
         let mut platforms: Vec<Platform> = Vec::new();
         for item in raw.platforms.unwrap_or_default() {
             let platform = at.check("image.platforms", item, |text| {
-                let platform = Platform::parse(&text).map_err(|e| (e.problem().to_string(), e.hint().to_string()))?;
+                let platform = Platform::parse(&text)?;
                 match platforms.iter().find(|p| p.matches(&platform)) {
                     Some(earlier) => Err((
                         format!("`{text}` is listed twice (it is the same platform as {earlier})"),
@@ -144,7 +144,7 @@ impl ImageConfig {
 
 /// An image name without tag or digest.
 fn repository(text: &str) -> std::result::Result<Reference, (String, String)> {
-    let reference = Reference::parse(text).map_err(|e| (e.problem().to_string(), e.hint().to_string()))?;
+    let reference = Reference::parse(text)?;
     if reference.tag.is_some() || reference.digest.is_some() {
         return Err((
             format!("`{text}` includes a tag or digest"),

@@ -50,31 +50,8 @@ pub struct Reference {
     pub digest: Option<String>,
 }
 
-/// Why an image reference was refused: what was wrong and how to write it instead.
-///
-/// Carries no location; the caller knows the file and key the text came from.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{problem}")]
-pub struct ReferenceError {
-    problem: String,
-    hint: String,
-}
-
-impl ReferenceError {
-    fn new(problem: impl Into<String>, hint: impl Into<String>) -> Self {
-        ReferenceError { problem: problem.into(), hint: hint.into() }
-    }
-
-    /// What was wrong, naming the text as given.
-    pub fn problem(&self) -> &str {
-        &self.problem
-    }
-
-    /// How to fix it, usually the exact text to write instead.
-    pub fn hint(&self) -> &str {
-        &self.hint
-    }
-}
+/// What is wrong with the text and how to fix it.
+pub type ReferenceError = crate::error::Problem;
 
 impl Reference {
     /// Parse a reference as `docker push` and `docker pull` accept it, normalising Docker
