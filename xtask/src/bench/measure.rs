@@ -41,6 +41,21 @@ pub struct Row {
     pub met: bool,
 }
 
+impl Row {
+    /// A row comparing two times, met when castoff takes at most `goal` times as long.
+    pub fn time(what: &str, ours: Timing, other: &str, theirs: Timing, goal: f64) -> Row {
+        let ratio = ours.median.as_secs_f64() / theirs.median.as_secs_f64();
+        Row {
+            what: what.into(),
+            castoff: ms(ours.median),
+            other: format!("{other}: {}", ms(theirs.median)),
+            ratio: format!("{ratio:.2}x time"),
+            goal: format!("<= {goal}x"),
+            met: ratio <= goal,
+        }
+    }
+}
+
 pub fn print_table(title: &str, rows: &[Row]) {
     println!("\n{title}\n");
     println!("| measurement | castoff | compared with | ratio | goal | met |");

@@ -69,15 +69,8 @@ pub fn run(castoff: &Path, args: &BenchArgs) -> Result<()> {
         }
     })?;
     let git_warm = time(args.runs, true, || git_status().map(drop))?;
-    let ratio = warm.median.as_secs_f64() / git_warm.median.as_secs_f64();
-    rows.push(Row {
-        what: "unchanged tree: `castoff status --check`, warm stat cache (0 files read)".into(),
-        castoff: ms(warm.median),
-        other: format!("git status --porcelain: {}", ms(git_warm.median)),
-        ratio: format!("{ratio:.2}x time"),
-        goal: "<= 0.5x".into(),
-        met: ratio <= 0.5,
-    });
+    let what = "unchanged tree: `castoff status --check`, warm stat cache (0 files read)";
+    rows.push(Row::time(what, warm, "git status --porcelain", git_warm, 0.5));
 
     // One edited file.
     let edited = &file_path(args.files / 2);
@@ -92,15 +85,8 @@ pub fn run(castoff: &Path, args: &BenchArgs) -> Result<()> {
         }
         let one = time(args.runs, true, || run_castoff(&["bump", "auto", "--dry-run"]).map(drop))?;
         let git_one = time(args.runs, true, || git_status().map(drop))?;
-        let ratio = one.median.as_secs_f64() / git_one.median.as_secs_f64();
-        Ok(Row {
-            what: "one edited file: `castoff bump auto --dry-run` names it".into(),
-            castoff: ms(one.median),
-            other: format!("git status --porcelain: {}", ms(git_one.median)),
-            ratio: format!("{ratio:.2}x time"),
-            goal: "<= 1.0x".into(),
-            met: ratio <= 1.0,
-        })
+        let what = "one edited file: `castoff bump auto --dry-run` names it";
+        Ok(Row::time(what, one, "git status --porcelain", git_one, 1.0))
     })();
     fs::write(tree.join(edited), &original)?;
     rows.push(result?);
