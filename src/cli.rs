@@ -10,6 +10,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use castoff::config::BuilderKind;
+use castoff::image::{self, BuildOptions, ImageStatus, LogSink};
 use castoff::manifest::{self, ManifestOptions, Mode, TagStatus};
 use castoff::{BumpRequest, Error, InitOptions, Project, WriteOptions};
 
@@ -74,6 +76,31 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Build one image per configured platform and push it under its platform tag
+    /// ([image] platform_tag), or write it into the OCI layout ([image] output).
+    Build {
+        /// Build only this platform (repeatable); the default is every configured one.
+        #[arg(long = "platform", value_name = "PLATFORM")]
+        platforms: Vec<String>,
+        /// Build locally only; push nothing.
+        #[arg(long)]
+        no_push: bool,
+        /// Write {platform, digest, reference} as JSON here, for `castoff manifest --from-digests`.
+        #[arg(long, value_name = "FILE")]
+        digest_file: Option<PathBuf>,
+        /// Platforms built at once (default: the number of cores).
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// buildx only: one multi-platform build instead of one per platform.
+        #[arg(long)]
+        single_build: bool,
+        /// Use this builder instead of [image] builder.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(BuilderKind::NAMES))]
+        builder: Option<String>,
+        /// Print the commands each build would run; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Join the per-platform images into a multi-arch index under every release tag
     /// ([image] tags), push it, and verify each tag.
     Manifest {
@@ -87,6 +114,10 @@ enum Command {
         /// Replace a version tag that already points at a different index.
         #[arg(long)]
         force: bool,
+        /// Join the images recorded in DIR/*.json by `castoff build --digest-file`, by
+        /// digest, instead of reading the platform tags.
+        #[arg(long, value_name = "DIR")]
+        from_digests: Option<PathBuf>,
     },
 }
 
@@ -114,6 +145,20 @@ impl Output {
         if !self.quiet && !self.json {
             eprintln!("{message}");
         }
+    }
+
+    /// Where builders' output goes: each line prefixed with its platform, on stderr, so
+    /// parallel builds stay readable and stdout keeps only results. Quiet and JSON runs
+    /// show it only with -v.
+    fn build_log(&self) -> Option<LogSink> {
+        if (self.quiet || self.json) && self.verbose == 0 {
+            return None;
+        }
+        Some(std::sync::Arc::new(|platform: &str, line: &str| {
+            let stderr = std::io::stderr();
+            let mut err = stderr.lock();
+            let _ = writeln!(err, "[{platform}] {line}");
+        }))
     }
 
     fn detail(&self, message: &str) {
@@ -216,8 +261,23 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
     let open = || Project::open(&start, cli.global.config.as_deref());
 
     match cli.command {
-        Command::Manifest { mode, dry_run, force } => {
-            run_manifest(&open()?, mode, dry_run, force, output)?;
+        Command::Manifest { mode, dry_run, force, from_digests } => {
+            let from_digests = from_digests.map(|dir| start.join(dir));
+            run_manifest(&open()?, mode, ManifestOptions { mode: Mode::Native, dry_run, force, from_digests }, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build { platforms, no_push, digest_file, jobs, single_build, builder, dry_run } => {
+            let options = BuildOptions {
+                platforms,
+                no_push,
+                digest_file: digest_file.map(|file| start.join(file)),
+                jobs: jobs.map(usize::from),
+                single_build,
+                dry_run,
+                builder: builder.as_deref().and_then(BuilderKind::parse),
+                log: output.build_log(),
+            };
+            run_build(&open()?, options, output)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Init { force, dry_run } => {
@@ -292,18 +352,38 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn run_build(project: &Project, options: BuildOptions, output: &Output) -> anyhow::Result<()> {
+    let outcome = image::run(project, options)?;
+    output.note(&format!("builder: {} ({})", outcome.builder.name(), outcome.reason));
+    output.result(&outcome, |out| {
+        for planned in &outcome.planned {
+            writeln!(out, "would run: {planned}")?;
+        }
+        for image in &outcome.images {
+            let status = match image.status {
+                ImageStatus::Pushed => "pushed",
+                ImageStatus::UpToDate => "up to date",
+                ImageStatus::Built => "built",
+                ImageStatus::WouldBuild => "would build",
+            };
+            let digest = image.digest.as_deref().unwrap_or("-");
+            writeln!(out, "{status:<11} {:<14} {} {digest}", image.platform, image.reference)?;
+        }
+        Ok(())
+    })
+}
+
 fn run_manifest(
     project: &Project,
     mode: ManifestMode,
-    dry_run: bool,
-    force: bool,
+    options: ManifestOptions,
     output: &Output,
 ) -> anyhow::Result<()> {
     let mode = match mode {
         ManifestMode::Native => Mode::Native,
         ManifestMode::DockerCli => Mode::DockerCli,
     };
-    let outcome = manifest::run(project, ManifestOptions { mode, dry_run, force })?;
+    let outcome = manifest::run(project, ManifestOptions { mode, ..options })?;
     outcome.warnings.iter().for_each(|w| output.warn(w));
     output.result(&outcome, |out| {
         if outcome.dry_run && !outcome.index.is_null() {

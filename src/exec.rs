@@ -3,8 +3,15 @@
 //! a child on stdin or in its environment, never in its argv; and every command castoff
 //! would run can be shown by a dry run exactly as it would run.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Lines of a streamed command's output kept for its error message.
+pub const STREAM_TAIL: usize = 40;
 
 /// A program to run: argv, extra environment, optional stdin and working directory.
 #[derive(Clone)]
@@ -28,6 +35,18 @@ pub struct Output {
 impl Output {
     pub fn success(&self) -> bool {
         self.code == Some(0)
+    }
+
+    /// `Ok(self)` on success; otherwise the error for `command`, with the tail of stderr.
+    pub fn checked(self, command: &Command) -> Result<Output, ExecError> {
+        if self.success() {
+            return Ok(self);
+        }
+        let status = match self.code {
+            Some(code) => format!("exit {code}"),
+            None => "killed by a signal".into(),
+        };
+        Err(ExecError::Failed { command: command.to_string(), status, stderr: self.stderr_tail(10) })
     }
 
     /// The last `lines` lines of stderr, for error messages.
@@ -122,15 +141,64 @@ impl Command {
 
     /// Run, and turn a non-zero exit into an error carrying the tail of stderr.
     pub fn run_checked(&self) -> Result<Output, ExecError> {
-        let output = self.run()?;
-        if output.success() {
-            return Ok(output);
+        self.run()?.checked(self)
+    }
+
+    /// Run with stdout and stderr merged, handing each line to `on_line` as it comes
+    /// (builders print progress for minutes; the user should see it live). The last
+    /// [`STREAM_TAIL`] lines are kept in `Output::stderr` for error messages. When
+    /// `cancel` becomes true the child is killed: another platform has failed.
+    #[allow(clippy::disallowed_methods)] // the one place allowed to start processes
+    pub fn run_streaming(&self, cancel: &AtomicBool, on_line: &(dyn Fn(&str) + Sync)) -> Result<Output, ExecError> {
+        let mut expression = duct::cmd(&self.program, &self.args).stderr_to_stdout().unchecked();
+        for (key, value) in &self.env {
+            expression = expression.env(key, value);
         }
-        let status = match output.code {
-            Some(code) => format!("exit {code}"),
-            None => "killed by a signal".into(),
+        if let Some(dir) = &self.dir {
+            expression = expression.dir(dir);
+        }
+        expression = match &self.stdin {
+            Some(bytes) => expression.stdin_bytes(bytes.clone()),
+            None => expression.stdin_null(),
         };
-        Err(ExecError::Failed { command: self.to_string(), status, stderr: output.stderr_tail(10) })
+        let handle = match expression.reader() {
+            Ok(handle) => handle,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ExecError::NotFound { program: self.program.clone() })
+            }
+            Err(source) => return Err(ExecError::Spawn { command: self.to_string(), source }),
+        };
+        let tail = std::thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                let mut tail: VecDeque<String> = VecDeque::new();
+                for line in BufReader::new(&handle).split(b'\n') {
+                    let Ok(line) = line else { break };
+                    let text = String::from_utf8_lossy(&line);
+                    let text = text.trim_end_matches('\r');
+                    on_line(text);
+                    if tail.len() == STREAM_TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(text.to_string());
+                }
+                tail
+            });
+            while !reader.is_finished() {
+                if cancel.load(Ordering::Relaxed) {
+                    let _ = handle.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            reader.join().unwrap_or_default()
+        });
+        let status = handle.try_wait().map_err(|source| ExecError::Spawn { command: self.to_string(), source })?;
+        let code = match status {
+            Some(output) => output.status.code(),
+            None => None,
+        };
+        let merged: Vec<String> = tail.into();
+        Ok(Output { code, stdout: Vec::new(), stderr: merged.join("\n").into_bytes() })
     }
 }
 
@@ -177,5 +245,23 @@ mod tests {
         assert_eq!(output.stdout, b"in");
         assert_eq!(output.stderr_tail(1), "oops");
         assert!(matches!(Command::new("castoff-no-such-program").run(), Err(ExecError::NotFound { .. })));
+    }
+
+    #[test]
+    fn streams_lines_and_can_be_cancelled() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let record = |line: &str| seen.lock().unwrap().push(line.to_string());
+        let never = AtomicBool::new(false);
+        let output = Command::new("sh").args(["-c", "echo one; echo two >&2; exit 4"]).run_streaming(&never, &record);
+        let output = output.unwrap();
+        assert_eq!(output.code, Some(4));
+        assert_eq!(*seen.lock().unwrap(), ["one", "two"]);
+        assert_eq!(output.stderr_tail(1), "two");
+
+        let cancelled = AtomicBool::new(true);
+        let started = std::time::Instant::now();
+        let output = Command::new("sleep").arg("30").run_streaming(&cancelled, &|_| {}).unwrap();
+        assert!(!output.success());
+        assert!(started.elapsed() < Duration::from_secs(20), "the child was not killed");
     }
 }

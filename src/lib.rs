@@ -18,6 +18,7 @@ pub mod error;
 pub mod exec;
 mod fsutil;
 mod git;
+pub mod image;
 pub mod init;
 pub mod manifest;
 mod placeholders;

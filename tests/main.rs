@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod build;
 mod cache;
 mod cli;
 mod concurrency;

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::build::{BuildConfig, RawBuild, RawNative};
 use super::{check_placeholders, Spans};
 use crate::error::Result;
 use crate::placeholders::{IMAGE_TAG_PLACEHOLDERS, PLATFORM_TAG_PLACEHOLDERS};
@@ -39,6 +40,8 @@ pub struct ImageConfig {
     pub platform_tag: String,
     pub annotations: BTreeMap<String, String>,
     pub insecure_registries: Vec<String>,
+    /// How the per-platform images are built (`castoff build`).
+    pub build: BuildConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +54,16 @@ pub(super) struct RawImage {
     platform_tag: Option<Spanned<String>>,
     annotations: Option<Spanned<BTreeMap<String, String>>>,
     insecure_registries: Option<Vec<Spanned<String>>>,
+    // The build keys (see build.rs); serde cannot flatten with deny_unknown_fields.
+    builder: Option<Spanned<String>>,
+    dockerfile: Option<Spanned<String>>,
+    context: Option<Spanned<String>>,
+    buildx_builder: Option<Spanned<String>>,
+    provenance: Option<bool>,
+    output: Option<Spanned<String>>,
+    build_args: Option<BTreeMap<String, Spanned<String>>>,
+    labels: Option<BTreeMap<String, Spanned<String>>>,
+    native: Option<RawNative>,
 }
 
 impl ImageConfig {
@@ -131,7 +144,21 @@ impl ImageConfig {
             .map(|item| at.check("image.insecure_registries", item, |host| check_host(&host).map(|()| host)))
             .collect::<Result<Vec<_>>>()?;
 
-        Ok(ImageConfig { name, platform_name, platforms, tags, platform_tag, annotations, insecure_registries })
+        let build = BuildConfig::from_raw(
+            RawBuild {
+                builder: raw.builder,
+                dockerfile: raw.dockerfile,
+                context: raw.context,
+                buildx_builder: raw.buildx_builder,
+                provenance: raw.provenance,
+                output: raw.output,
+                build_args: raw.build_args,
+                labels: raw.labels,
+                native: raw.native,
+            },
+            at,
+        )?;
+        Ok(ImageConfig { name, platform_name, platforms, tags, platform_tag, annotations, insecure_registries, build })
     }
 
     /// Whether a release tag template names one release (the full version, its patch

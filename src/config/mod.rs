@@ -5,6 +5,7 @@
 //! spans kept for the values validated later) and [`Config`] is what the rest of castoff
 //! sees, with every default filled in and every path checked to stay inside the project.
 
+mod build;
 mod image;
 
 use std::ops::Range;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use build::{BuildConfig, BuilderKind, NativeBase, NativeConfig, NativeFile, OutputTarget};
 pub use image::ImageConfig;
 
 use crate::error::{Error, Location, Result};

@@ -18,7 +18,7 @@ pub fn run(
     image: &ImageConfig,
     targets: &[Target],
     children: &[Child],
-    options: ManifestOptions,
+    options: &ManifestOptions,
 ) -> Result<ManifestOutcome> {
     // docker needs --insecure exactly where castoff itself would speak plain HTTP.
     let insecure = plain_http_allowed(&image.name.registry, &image.insecure_registries);
@@ -75,7 +75,7 @@ pub fn run(
 
 /// docker writes its own list bytes, so "the same index" means the same children:
 /// a tag whose index has exactly our (platform, digest) pairs is up to date.
-fn tag_status(client: &Client, target: &Target, children: &[Child], options: ManifestOptions) -> Result<TagStatus> {
+fn tag_status(client: &Client, target: &Target, children: &[Child], options: &ManifestOptions) -> Result<TagStatus> {
     if client.head_manifest(&target.reference)?.is_none() {
         return Ok(TagStatus::Pushed);
     }

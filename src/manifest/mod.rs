@@ -9,9 +9,11 @@
 //! workflow's `docker manifest` commands; the same verification follows.
 
 mod docker_cli;
+mod from_digests;
 pub mod index;
+mod layout;
 mod publish;
-mod resolve;
+pub(crate) mod resolve;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -19,13 +21,14 @@ use std::collections::BTreeMap;
 use semver::Version;
 use serde::Serialize;
 
-use crate::config::ImageConfig;
+use crate::config::{ImageConfig, OutputTarget};
+use crate::image::{ImageSource, OciLayout};
 use crate::error::{Error, Result};
 use crate::git::GitInfo;
 use crate::placeholders;
 use crate::platform::Platform;
 use crate::project::Project;
-use crate::registry::{Client, ClientOptions, Reference, RetryPolicy};
+use crate::registry::Reference;
 pub use index::{Assembled, Child};
 
 /// How the index is made and pushed.
@@ -39,13 +42,16 @@ pub enum Mode {
     DockerCli,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ManifestOptions {
     pub mode: Mode,
     /// Read the sources and show the index and the writes; write nothing.
     pub dry_run: bool,
     /// Replace an immutable (version) tag that points at a different index.
     pub force: bool,
+    /// Join the images recorded in this directory's digest files, by digest, instead of
+    /// reading the platform tags (CI fan-out).
+    pub from_digests: Option<std::path::PathBuf>,
 }
 
 /// What happened to one release tag.
@@ -103,13 +109,25 @@ impl Target {
 pub fn run(project: &Project, options: ManifestOptions) -> Result<ManifestOutcome> {
     let image = image_config(project)?;
     let version = project.read_version()?.version;
-    let network = project.config.network;
-    let client = Client::new(ClientOptions {
-        insecure_registries: image.insecure_registries.clone(),
-        retry: RetryPolicy { attempts: network.attempts, total: network.total, ..RetryPolicy::default() },
-        timeout: network.timeout,
-        ..ClientOptions::default()
-    });
+    let client = crate::image::client(project, image);
+    let layout = match &image.build.output {
+        OutputTarget::Registry => None,
+        OutputTarget::OciLayout(_) if options.mode == Mode::DockerCli => {
+            return Err(Error::usage(
+                "--mode docker-cli pushes to a registry, and [image] output is an OCI layout",
+                "drop --mode docker-cli (castoff writes the index into the layout itself)",
+            ))
+        }
+        OutputTarget::OciLayout(dir) => Some(OciLayout::open(&project.root, dir)?),
+    };
+    let source: &dyn ImageSource = match &layout {
+        Some(layout) => layout,
+        None => &client,
+    };
+    let recorded = match &options.from_digests {
+        Some(dir) => Some(from_digests::sources(dir, image)?),
+        None => None,
+    };
     // Three independent things run at once: reading git (subprocesses), resolving the
     // platform images, and asking the registry where each release tag points now. Only
     // templates that use {git_sha} need git first.
@@ -120,10 +138,18 @@ pub fn run(project: &Project, options: ManifestOptions) -> Result<ManifestOutcom
     let targets = targets(image, &vars)?;
     let (late_git, children, current) = std::thread::scope(|scope| {
         let git = early_git.is_none().then(|| scope.spawn(|| GitInfo::read(&project.root)));
-        let current = scope.spawn(|| fan_out(&targets, |target| Ok(client.head_manifest(&target.reference)?)));
-        let children = fan_out(&image.platforms, |platform| {
-            resolve::resolve(&client, &platform_source(image, platform, &vars)?, platform)
+        let current = scope.spawn(|| {
+            fan_out(&targets, |target| match &layout {
+                Some(layout) => layout::current(layout, target),
+                None => Ok(client.head_manifest(&target.reference)?),
+            })
         });
+        let children = match &recorded {
+            Some(recorded) => fan_out(recorded, |(platform, reference)| resolve::resolve(source, reference, platform)),
+            None => fan_out(&image.platforms, |platform| {
+                resolve::resolve(source, &platform_source(image, platform, &vars)?, platform)
+            }),
+        };
         let joined = |what: &str| Error::Internal(format!("the {what} thread panicked"));
         let git = git.map(|h| h.join().map_err(|_| joined("git"))).transpose();
         let current = current.join().map_err(|_| joined("tag lookup"));
@@ -132,9 +158,10 @@ pub fn run(project: &Project, options: ManifestOptions) -> Result<ManifestOutcom
     let (children, current) = (children?, current??);
     let git = early_git.or(late_git?).unwrap_or_default();
     let annotations = annotations(image, &version, &git);
-    match options.mode {
-        Mode::Native => publish::native(&client, image, &targets, &current, &children, &annotations, options),
-        Mode::DockerCli => docker_cli::run(&client, image, &targets, &children, options),
+    match (&layout, options.mode) {
+        (Some(layout), _) => layout::publish(layout, &targets, &current, &children, &annotations, &options),
+        (None, Mode::Native) => publish::native(&client, image, &targets, &current, &children, &annotations, &options),
+        (None, Mode::DockerCli) => docker_cli::run(&client, image, &targets, &children, &options),
     }
 }
 
@@ -149,15 +176,15 @@ fn image_config(project: &Project) -> Result<&ImageConfig> {
 }
 
 /// Values for tag templates.
-struct TagVars<'a> {
-    version: &'a Version,
-    git: &'a GitInfo,
+pub(crate) struct TagVars<'a> {
+    pub version: &'a Version,
+    pub git: &'a GitInfo,
 }
 
 impl TagVars<'_> {
     /// Expand `template`; `suffix` is the platform suffix for per-platform tags. A
     /// version's `+build` becomes `_build`: `+` is not allowed in tags.
-    fn expand(&self, template: &str, key: &str, suffix: Option<&str>) -> Result<String> {
+    pub(crate) fn expand(&self, template: &str, key: &str, suffix: Option<&str>) -> Result<String> {
         let expanded = placeholders::expand(template, |name| match name {
             "suffix" => suffix.map(str::to_string),
             "git_sha" => self.git.short.clone(),
@@ -191,7 +218,7 @@ fn platform_source(image: &ImageConfig, platform: &Platform, vars: &TagVars<'_>)
     with_tag(&image.platform_name, &tag)
 }
 
-fn with_tag(name: &Reference, tag: &str) -> Result<Reference> {
+pub(crate) fn with_tag(name: &Reference, tag: &str) -> Result<Reference> {
     name.with_tag(tag).map_err(|e| {
         Error::usage(format!("`{tag}` is not a valid tag for {name}: {}", e.problem()), e.hint().to_string())
     })
@@ -199,6 +226,14 @@ fn with_tag(name: &Reference, tag: &str) -> Result<Reference> {
 
 /// The standard OCI annotations, then the user's (which win).
 fn annotations(image: &ImageConfig, version: &Version, git: &GitInfo) -> BTreeMap<String, String> {
+    let mut all = standard_annotations(version, git);
+    all.extend(image.annotations.clone());
+    all
+}
+
+/// `org.opencontainers.image.{version,created,revision,source}`: index annotations and
+/// image labels alike.
+pub(crate) fn standard_annotations(version: &Version, git: &GitInfo) -> BTreeMap<String, String> {
     let mut all = BTreeMap::new();
     all.insert("org.opencontainers.image.version".to_string(), version.to_string());
     let optional = [
@@ -211,7 +246,6 @@ fn annotations(image: &ImageConfig, version: &Version, git: &GitInfo) -> BTreeMa
             all.insert(key.to_string(), value.clone());
         }
     }
-    all.extend(image.annotations.clone());
     all
 }
 

@@ -22,23 +22,12 @@ pub fn native(
     current: &[Option<Found>],
     children: &[Child],
     annotations: &BTreeMap<String, String>,
-    options: ManifestOptions,
+    options: &ManifestOptions,
 ) -> Result<ManifestOutcome> {
     let assembled = assemble(children, annotations)?;
-    let mut warnings = Vec::new();
-    if assembled.dropped_annotations {
-        warnings.push(
-            "the platform images are Docker v2s2 manifests, so the index is a Docker manifest list, \
-             which cannot carry annotations; build OCI images to get them"
-                .to_string(),
-        );
-    }
+    let warnings = warnings(&assembled);
     // Every check before any write: a conflicting immutable tag stops the whole run.
-    let statuses = targets
-        .iter()
-        .zip(current)
-        .map(|(target, found)| tag_status(target, found.as_ref(), &assembled.digest, options))
-        .collect::<Result<Vec<_>>>()?;
+    let statuses = tag_statuses(targets, current, &assembled, options)?;
     let cross_repository: Vec<&Child> = children.iter().filter(|c| !same_repository(&c.source, &image.name)).collect();
     let mut planned = Vec::new();
     if options.dry_run {
@@ -51,7 +40,7 @@ pub fn native(
             }
         }
         let statuses = statuses.iter().map(|s| would(*s)).collect::<Vec<_>>();
-        return Ok(outcome(client, &assembled, children, targets, &statuses, planned, warnings, true));
+        return Ok(outcome(client.requests(), &assembled, children, targets, &statuses, planned, warnings, true));
     }
     for child in cross_repository {
         copy_child(client, child, &image.name)?;
@@ -61,12 +50,35 @@ pub fn native(
     fan_out(&to_push, |target| Ok(client.put_manifest(&target.reference, &assembled.media_type, &assembled.bytes)?))?;
     let pushed: Vec<(&Target, Digest)> = targets.iter().map(|t| (t, assembled.digest.clone())).collect();
     verify::verify(client, &pushed, children)?;
-    Ok(outcome(client, &assembled, children, targets, &statuses, planned, warnings, false))
+    Ok(outcome(client.requests(), &assembled, children, targets, &statuses, planned, warnings, false))
+}
+
+/// What the index cannot say that the user asked for.
+pub(super) fn warnings(assembled: &Assembled) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if assembled.dropped_annotations {
+        warnings.push(
+            "the platform images are Docker v2s2 manifests, so the index is a Docker manifest list, \
+             which cannot carry annotations; build OCI images to get them"
+                .to_string(),
+        );
+    }
+    warnings
+}
+
+/// Each target's status; the first immutable tag that points elsewhere is the error.
+pub(super) fn tag_statuses(
+    targets: &[Target],
+    current: &[Option<Found>],
+    assembled: &Assembled,
+    options: &ManifestOptions,
+) -> Result<Vec<TagStatus>> {
+    targets.iter().zip(current).map(|(target, found)| tag_status(target, found.as_ref(), &assembled.digest, options)).collect()
 }
 
 /// What pushing `digest` under `target` (currently pointing at `found`) would do;
 /// errors for a conflicting immutable tag.
-fn tag_status(target: &Target, found: Option<&Found>, digest: &Digest, options: ManifestOptions) -> Result<TagStatus> {
+fn tag_status(target: &Target, found: Option<&Found>, digest: &Digest, options: &ManifestOptions) -> Result<TagStatus> {
     match found {
         None => Ok(TagStatus::Pushed),
         Some(found) if found.digest == *digest => Ok(TagStatus::UpToDate),
@@ -86,7 +98,7 @@ pub(super) fn immutable(target: &Target, found: &Digest, ours: &impl std::fmt::D
     }
 }
 
-fn would(status: TagStatus) -> TagStatus {
+pub(super) fn would(status: TagStatus) -> TagStatus {
     match status {
         TagStatus::Pushed => TagStatus::WouldPush,
         TagStatus::Replaced => TagStatus::WouldReplace,
@@ -117,8 +129,8 @@ fn copy_child(client: &Client, child: &Child, target: &Reference) -> Result<()> 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn outcome(
-    client: &Client,
+pub(super) fn outcome(
+    requests: usize,
     assembled: &Assembled,
     children: &[Child],
     targets: &[Target],
@@ -141,7 +153,7 @@ fn outcome(
                 status: *status,
             })
             .collect(),
-        requests: client.requests(),
+        requests,
         dry_run,
         planned,
         index: serde_json::from_slice(&assembled.bytes).unwrap_or(serde_json::Value::Null),

@@ -12,26 +12,27 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use super::index::Child;
 use crate::error::{Error, Result};
 use crate::platform::Platform;
-use crate::registry::{Client, Reference, RegistryError};
+use crate::image::ImageSource;
+use crate::registry::{Reference, RegistryError};
 
 /// Config blobs are small JSON documents; anything bigger is not a config.
 const CONFIG_LIMIT: u64 = 4 << 20;
 
 /// Read the image for `platform` at `source` (a tag or digest reference).
-pub fn resolve(client: &Client, source: &Reference, platform: &Platform) -> Result<Child> {
-    let fetched = client.get_manifest(source).map_err(|e| match e {
-        RegistryError::NotFound { .. } => Error::usage(
+pub fn resolve(client: &dyn ImageSource, source: &Reference, platform: &Platform) -> Result<Child> {
+    let fetched = client.manifest(source).map_err(|e| match e {
+        Error::Registry(RegistryError::NotFound { .. }) => Error::usage(
             format!("no image for {platform} at {source}"),
             "build and push that platform's image first, or check [image] platform_tag and platforms",
         ),
-        other => other.into(),
+        other => other,
     })?;
     let image = match kind(&fetched.media_type) {
         Kind::Index => {
             let index: ImageIndex = parse_json(&fetched.bytes, source, "index")?;
             let picked = pick_platform(&index, platform, source)?;
             let by_digest = source_by_digest(source, picked.digest().as_ref())?;
-            client.get_manifest(&by_digest)?
+            client.manifest(&by_digest)?
         }
         Kind::Manifest => fetched,
         Kind::Other => {
@@ -46,7 +47,7 @@ pub fn resolve(client: &Client, source: &Reference, platform: &Platform) -> Resu
     }
     let manifest: ImageManifest = parse_json(&image.bytes, source, "manifest")?;
     let config_digest = manifest.config().digest().clone();
-    let config_bytes = client.get_blob(source, &config_digest, CONFIG_LIMIT)?;
+    let config_bytes = client.blob(source, &config_digest, CONFIG_LIMIT)?;
     let config: ImageConfiguration = parse_json(&config_bytes, source, "image config")?;
     let actual = config_platform(&config, platform, source)?;
     let mut blobs = vec![config_digest];

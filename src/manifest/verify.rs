@@ -11,7 +11,7 @@ use super::index::Child;
 use super::{fan_out, Target};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
-use crate::registry::Client;
+use crate::image::ImageSource;
 
 /// (platform, child digest) pairs: what an index must hold.
 pub type Children = BTreeSet<(String, String)>;
@@ -40,10 +40,10 @@ pub fn children_of(bytes: &[u8]) -> std::result::Result<Children, String> {
         .collect())
 }
 
-pub fn verify(client: &Client, pushed: &[(&Target, Digest)], children: &[Child]) -> Result<()> {
+pub fn verify(client: &dyn ImageSource, pushed: &[(&Target, Digest)], children: &[Child]) -> Result<()> {
     let want = expected(children);
     fan_out(pushed, |(target, digest)| {
-        let fetched = client.get_manifest(&target.reference)?;
+        let fetched = client.manifest(&target.reference)?;
         let failed = |problem: String| Error::Failed {
             problem: format!("verification failed for {}: {problem}", target.reference),
             hint: "something else changed this tag meanwhile, or the push was incomplete; re-run castoff manifest"

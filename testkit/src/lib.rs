@@ -8,7 +8,10 @@
 
 #![allow(clippy::disallowed_methods)] // test services start real programs
 
+pub mod buildah;
+pub mod buildx;
 pub mod docker;
+pub mod dockerd;
 pub mod images;
 pub mod programs;
 pub mod registry;

@@ -21,6 +21,14 @@ pub const SKOPEO: Program = Program { name: "skopeo", package: "skopeo" };
 pub const HTPASSWD: Program = Program { name: "htpasswd", package: "apache2-utils" };
 /// The docker CLI (docker 28 in /usr/local/bin here); only its daemonless `manifest` commands.
 pub const DOCKER: Program = Program { name: "docker", package: "docker.io" };
+/// The Docker engine (20.10 here), started privately per test process by `dockerd.rs`.
+pub const DOCKERD: Program = Program { name: "dockerd", package: "docker.io" };
+/// Daemonless image builds (`buildah build --isolation chroot`) and pushes.
+pub const BUILDAH: Program = Program { name: "buildah", package: "buildah" };
+/// Daemonless builds and pushes through podman's docker-like CLI.
+pub const PODMAN: Program = Program { name: "podman", package: "podman" };
+/// Runs the fake `docker buildx` (`buildx.rs`); python3 is on every Debian machine.
+pub const PYTHON3: Program = Program { name: "python3", package: "python3" };
 
 impl Program {
     /// Where the program is on PATH; panics naming the package when it is not.

@@ -9,12 +9,18 @@ use crate::prereqs::ensure_programs;
 /// with htpasswd for basic auth), images are pushed with skopeo, and multi-arch lists are
 /// made with the docker CLI's `manifest` commands (no daemon). The docker CLI is usually
 /// present already (docker 28 in /usr/local/bin); docker.io only fills in when it is not.
+/// `castoff build` runs real builders: a private dockerd per test process (docker.io, whose
+/// /usr/bin/docker 20.10 client builds with BuildKit; check for `dockerd`, since a `docker`
+/// on PATH proves nothing about docker.io), buildah and podman.
 const TEST_PROGRAMS: &[(&str, &str)] = &[
     ("git", "git"),
     ("docker-registry", "docker-registry"),
     ("skopeo", "skopeo"),
     ("htpasswd", "apache2-utils"),
     ("docker", "docker.io"),
+    ("dockerd", "docker.io"),
+    ("buildah", "buildah"),
+    ("podman", "podman"),
 ];
 
 pub fn run(extra: &[String]) -> Result<()> {
