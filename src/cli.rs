@@ -276,6 +276,11 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
                 dry_run,
                 builder: builder.as_deref().and_then(BuilderKind::parse),
                 log: output.build_log(),
+                announce: (!output.quiet && !output.json).then(|| {
+                    std::sync::Arc::new(|kind: BuilderKind, reason: &str| {
+                        eprintln!("builder: {} ({reason})", kind.name())
+                    }) as image::Announce
+                }),
             };
             run_build(&open()?, options, output)?;
             Ok(ExitCode::SUCCESS)
@@ -354,7 +359,6 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
 
 fn run_build(project: &Project, options: BuildOptions, output: &Output) -> anyhow::Result<()> {
     let outcome = image::run(project, options)?;
-    output.note(&format!("builder: {} ({})", outcome.builder.name(), outcome.reason));
     output.result(&outcome, |out| {
         for planned in &outcome.planned {
             writeln!(out, "would run: {planned}")?;

@@ -501,3 +501,121 @@ fn a_daemon_dying_mid_build_fails_with_the_command_and_a_daemon_hint() {
     let puts = manifest_puts(&registry);
     assert_eq!(puts, [format!("/v2/team/app/manifests/{}", tag("linux/amd64"))], "{stderr}");
 }
+
+/// CI fan-out: each "runner" builds one platform and writes a digest file; `castoff
+/// manifest --from-digests` joins exactly those digests. A platform without a digest
+/// file, or one recorded twice, is refused (exit 2, naming the platform or both files)
+/// with nothing pushed.
+#[test]
+fn manifest_from_digests_joins_the_fanned_out_builds() {
+    let storage = ContainerStorage::new();
+    let docker_config = temp_dir();
+    let registry = Registry::start();
+    let two = ["linux/amd64", "linux/arm64"];
+    let repo = project(&registry, &two, "builder = \"buildah\"");
+    let env = Env::storage(&storage, docker_config.path());
+    let mut recorded = Vec::new();
+    for platform in two {
+        let file = format!("digests/{}.json", suffix(platform));
+        let outcome = env.build_json(&repo, &["--platform", platform, "--digest-file", &file]);
+        recorded.push((platform.to_string(), outcome["images"][0]["digest"].as_str().unwrap().to_string()));
+    }
+
+    // Only one digest file: the other platform is missing.
+    std::fs::rename(repo.join("digests/arm64.json"), repo.join("arm64.json.saved")).unwrap();
+    let output = env.castoff(&repo, &["manifest", "--from-digests", "digests"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no digest for linux/arm64") && stderr.contains("hint:"), "{stderr}");
+    // The same platform twice.
+    std::fs::copy(repo.join("digests/amd64.json"), repo.join("digests/amd64-again.json")).unwrap();
+    let output = env.castoff(&repo, &["manifest", "--from-digests", "digests"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("recorded twice") && stderr.contains("amd64.json"), "{stderr}");
+    let tag_puts = |registry: &Registry| {
+        manifest_puts(registry).iter().filter(|p| p.ends_with(VERSION) || p.ends_with("/latest")).count()
+    };
+    assert_eq!(tag_puts(&registry), 0, "a refused manifest pushed something");
+    std::fs::remove_file(repo.join("digests/amd64-again.json")).unwrap();
+    std::fs::rename(repo.join("arm64.json.saved"), repo.join("digests/arm64.json")).unwrap();
+
+    let output = env.castoff(&repo, &with_json(&["manifest", "--from-digests", "digests"])).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let index = skopeo_inspect_raw(&registry.reference(&format!("team/app:{VERSION}")));
+    let children: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an index: {index}"))
+        .iter()
+        .map(|c| (platform_of(&c["platform"]), c["digest"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(children, recorded, "the index holds exactly the recorded digests, in configured order");
+}
+
+/// A RUN step on a platform this machine cannot execute (here: an arm64 `/bin/sh` with
+/// no binfmt emulation registered) fails with the builder's own error passed on and a
+/// hint about emulation; nothing is pushed. The base image is made locally: one layer
+/// holding an arm64 ELF header as `/bin/sh`, which the kernel refuses to execute.
+#[test]
+fn a_run_step_without_emulation_passes_on_the_error_with_a_binfmt_hint() {
+    let storage = ContainerStorage::new();
+    let docker_config = temp_dir();
+    let registry = Registry::start();
+    let repo = project(&registry, &["linux/arm64"], "builder = \"buildah\"\ndockerfile = \"Dockerfile.run\"");
+    let base = temp_dir();
+    std::fs::write(base.path().join("layer.tar"), arm64_shell_layer()).unwrap();
+    std::fs::write(base.path().join("Containerfile"), "FROM scratch\nADD layer.tar /\n").unwrap();
+    let made = storage
+        .buildah()
+        .args(["build", "-q", "--isolation", "chroot", "--platform", "linux/arm64", "-t", "localhost/armbase:1"])
+        .arg("-f")
+        .arg(base.path().join("Containerfile"))
+        .arg(base.path())
+        .output()
+        .expect("run buildah");
+    assert!(made.status.success(), "making the arm64 base failed: {}", String::from_utf8_lossy(&made.stderr));
+    repo.write("Dockerfile.run", "FROM localhost/armbase:1\nRUN echo hello\n");
+    repo.commit_all();
+    let env = Env::storage(&storage, docker_config.path());
+
+    let output = env.castoff(&repo, &["build"]).output().expect("run castoff");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("exec format error"), "the builder's error is passed on:\n{stderr}");
+    assert!(stderr.contains("buildah build"), "the failing command is shown:\n{stderr}");
+    let hint = stderr.lines().find(|l| l.starts_with("  hint: ")).unwrap_or_else(|| panic!("no hint:\n{stderr}"));
+    assert!(hint.contains("qemu-user-static") && hint.contains("--platform linux/arm64"), "{hint}");
+    assert!(manifest_puts(&registry).is_empty(), "nothing may be pushed");
+}
+
+/// A tar with `bin/sh`: a 128-byte little-endian ELF64 executable for aarch64 (machine
+/// 183) with one program header, enough for the kernel to recognise and refuse it.
+fn arm64_shell_layer() -> Vec<u8> {
+    let mut elf = Vec::new();
+    elf.extend_from_slice(b"\x7fELF\x02\x01\x01\x00");
+    elf.extend_from_slice(&[0; 8]);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf.extend_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&0x40_0078u64.to_le_bytes()); // entry
+    elf.extend_from_slice(&64u64.to_le_bytes()); // program headers at 64
+    elf.extend_from_slice(&0u64.to_le_bytes());
+    elf.extend_from_slice(&0u32.to_le_bytes());
+    for half in [64u16, 56, 1, 0, 0, 0] {
+        elf.extend_from_slice(&half.to_le_bytes());
+    }
+    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    elf.extend_from_slice(&5u32.to_le_bytes()); // R+X
+    for word in [0u64, 0x40_0000, 0x40_0000, 0x80, 0x80, 0x1000] {
+        elf.extend_from_slice(&word.to_le_bytes());
+    }
+    elf.extend_from_slice(&[0; 8]);
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(elf.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    tar.append_data(&mut header, "bin/sh", elf.as_slice()).expect("append bin/sh");
+    tar.into_inner().expect("finish the tar")
+}

@@ -14,6 +14,7 @@ mod dry_run;
 mod init;
 mod makefile_flow;
 mod manifest;
+mod native;
 mod prerelease;
 mod recovery;
 mod safety;

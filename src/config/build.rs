@@ -99,7 +99,10 @@ pub enum NativeBase {
     Scratch,
     /// An OCI layout directory (project-relative) and the `ref.name` to read; without
     /// one, the layout's entry for each platform.
-    OciLayout { dir: String, tag: Option<String> },
+    OciLayout {
+        dir: String,
+        tag: Option<String>,
+    },
     /// An image (or index) in a registry; each platform picks its own entry.
     Registry(Reference),
 }
@@ -284,10 +287,15 @@ fn native(raw: RawNative, at: &Spans<'_>) -> Result<NativeConfig> {
         }
     }
     let env = match raw.env {
-        Some(value) => at.check("image.native.env", value, |map| match map.keys().find(|k| k.is_empty() || k.contains('=')) {
-            Some(key) => Err((format!("`{key}` is not an environment variable name"), "names are non-empty and have no `=`".into())),
-            None => Ok(map),
-        })?,
+        Some(value) => {
+            at.check("image.native.env", value, |map| match map.keys().find(|k| k.is_empty() || k.contains('=')) {
+                Some(key) => Err((
+                    format!("`{key}` is not an environment variable name"),
+                    "names are non-empty and have no `=`".into(),
+                )),
+                None => Ok(map),
+            })?
+        }
         None => BTreeMap::new(),
     };
     let workdir = raw.workdir.map(|w| at.check("image.native.workdir", w, |w| image_path(&w))).transpose()?;
@@ -333,7 +341,10 @@ fn image_path(path: &str) -> Check<String> {
 fn file_mode(text: &str) -> Check<u32> {
     match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
         Ok(mode) if mode <= 0o7777 && !text.is_empty() => Ok(mode),
-        _ => Err((format!("`{text}` is not a file mode"), "write octal permission bits as a string, e.g. \"0755\"".into())),
+        _ => Err((
+            format!("`{text}` is not a file mode"),
+            "write octal permission bits as a string, e.g. \"0755\"".into(),
+        )),
     }
 }
 
@@ -429,7 +440,12 @@ mod tests {
             ("buildx_builder = \"a b\"\n", "image.buildx_builder", 5, "buildx ls"),
             ("[image.build_args]\nX = \"{verison}\"\n", "image.build_args.X", 6, "{version}"),
             ("[image.native]\nfiles = [{ src = \"a\", dst = \"rel\" }]\n", "image.native.files.dst", 6, "absolute"),
-            ("[image.native]\nfiles = [{ src = \"a\", dst = \"/a\", mode = \"rwx\" }]\n", "image.native.files.mode", 6, "0755"),
+            (
+                "[image.native]\nfiles = [{ src = \"a\", dst = \"/a\", mode = \"rwx\" }]\n",
+                "image.native.files.mode",
+                6,
+                "0755",
+            ),
             ("[image.native]\nfiles = [{ src = \"{arc}\", dst = \"/a\" }]\n", "image.native.files.src", 6, "{suffix}"),
             ("[image.native]\nbase = \"Bad Ref\"\n", "image.native.base", 6, "scratch"),
         ];

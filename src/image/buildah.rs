@@ -31,7 +31,13 @@ impl Buildah {
     }
 
     /// `push --digestfile FILE REF DESTINATION`.
-    fn push_command(&self, job: &Job, ctx_image: &crate::config::ImageConfig, destination: &str, digest_file: &str) -> Command {
+    fn push_command(
+        &self,
+        job: &Job,
+        ctx_image: &crate::config::ImageConfig,
+        destination: &str,
+        digest_file: &str,
+    ) -> Command {
         let mut command = Command::new(self.program).arg("push");
         if destination.starts_with("docker://") && dockerfile::plain_http(job, ctx_image) {
             command = command.arg("--tls-verify=false");
@@ -56,7 +62,8 @@ impl Builder for Buildah {
     }
 
     fn preflight(&self, _jobs: &[Job], ctx: &Preflight<'_>) -> Result<()> {
-        let install = format!("install {0} (Debian: apt-get install {0}), or choose another [image] builder", self.program);
+        let install =
+            format!("install {0} (Debian: apt-get install {0}), or choose another [image] builder", self.program);
         dockerfile::preflight(ctx, self.program, &install)
     }
 
@@ -96,8 +103,11 @@ impl Builder for Buildah {
                 dockerfile::run(&self.push_command(job, ctx.image, &destination, &digest_arg), job, ctx)?;
             }
         }
-        let text = std::fs::read_to_string(&digest_file)
-            .map_err(|source| Error::Io { action: "read the digest file", path: digest_file.clone(), source })?;
+        let text = std::fs::read_to_string(&digest_file).map_err(|source| Error::Io {
+            action: "read the digest file",
+            path: digest_file.clone(),
+            source,
+        })?;
         let digest = text.trim().parse::<Digest>().map_err(|e| Error::Failed {
             problem: format!("{} push wrote a malformed digest `{}`: {e}", self.program, text.trim()),
             hint: format!("check the {} version (--digestfile needs buildah 1.10 or podman 1.6)", self.program),

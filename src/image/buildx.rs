@@ -117,10 +117,11 @@ impl Builder for Buildx {
 }
 
 fn scratch_dir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("castoff-buildx-")
-        .tempdir()
-        .map_err(|source| Error::Io { action: "create a temporary directory in", path: std::env::temp_dir(), source })
+    tempfile::Builder::new().prefix("castoff-buildx-").tempdir().map_err(|source| Error::Io {
+        action: "create a temporary directory in",
+        path: std::env::temp_dir(),
+        source,
+    })
 }
 
 /// `containerimage.digest` from buildx's metadata file.

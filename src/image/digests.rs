@@ -41,8 +41,11 @@ pub fn write(path: &Path, jobs: &[Job], built: &[Built], target: &Target) -> Res
     }
     .map_err(|e| Error::Internal(format!("digest records do not serialise: {e}")))?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|source| Error::Io { action: "create directory", path: parent.to_path_buf(), source })?;
+        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+            action: "create directory",
+            path: parent.to_path_buf(),
+            source,
+        })?;
     }
     write_atomic(path, &[json, b"\n".to_vec()].concat())
 }
@@ -70,8 +73,11 @@ pub fn read_digest_dir(dir: &Path) -> Result<Vec<(PathBuf, DigestRecord)>> {
     }
     let mut records = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|source| Error::Io { action: "read", path: file.clone(), source })?;
+        let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+            action: "read",
+            path: file.clone(),
+            source,
+        })?;
         let parsed: serde_json::Result<OneOrMany> = serde_json::from_str(&text);
         let list = match parsed {
             Ok(OneOrMany::One(record)) => vec![record],

@@ -101,14 +101,19 @@ pub fn failure(command: &Command, job: &Job, output: &Output) -> Error {
         None => "killed by a signal".into(),
     };
     let tail = output.stderr_tail(FAILURE_LINES);
+    let indented: Vec<String> = tail.lines().map(|line| format!("    {line}")).collect();
     Error::Failed {
-        problem: format!("building {} failed ({status}): {command}\n{tail}", job.platform),
-        hint: hint_for(&tail, job),
+        problem: format!(
+            "building {} failed ({status}):\n  {command}\n  last lines of its output:\n{}",
+            job.platform,
+            indented.join("\n")
+        ),
+        hint: hint_for(&tail, job, command.program()),
     }
 }
 
 /// What the builder's own words suggest the user do.
-fn hint_for(text: &str, job: &Job) -> String {
+fn hint_for(text: &str, job: &Job, program: &str) -> String {
     let lower = text.to_ascii_lowercase();
     if lower.contains("exec format error") || lower.contains("binfmt") {
         return format!(
@@ -118,11 +123,17 @@ fn hint_for(text: &str, job: &Job) -> String {
             job.platform, job.platform, job.platform
         );
     }
-    if lower.contains("cannot connect to the docker daemon")
-        || lower.contains("is the docker daemon running")
-        || lower.contains("connection refused")
-        || lower.contains("unexpected eof")
-        || lower.contains("connection reset")
+    let registry = job.reference.api_host().to_ascii_lowercase();
+    if lower.contains("pinging container registry") || lower.contains(&format!("dial tcp {registry}")) {
+        return format!(
+            "the registry {registry} did not answer; check it is up and reachable from this machine, \
+             then re-run: platforms already pushed are found up to date"
+        );
+    }
+    let daemon_words = ["cannot connect to the docker daemon", "is the docker daemon running"];
+    let dropped = ["connection refused", "unexpected eof", "connection reset"];
+    if daemon_words.iter().any(|w| lower.contains(w))
+        || (program == "docker" && dropped.iter().any(|w| lower.contains(w)))
     {
         return "the Docker daemon stopped answering; check it is running (`docker version`) and re-run: \
                 platforms already pushed are found up to date"

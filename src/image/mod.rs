@@ -55,7 +55,12 @@ pub struct BuildOptions {
     pub builder: Option<BuilderKind>,
     /// Where builder output lines go, prefixed with the platform. `None` drops them.
     pub log: Option<LogSink>,
+    /// Told which builder was chosen and why, before any build starts.
+    pub announce: Option<Announce>,
 }
+
+/// Receives the chosen builder and the reason it was chosen.
+pub type Announce = std::sync::Arc<dyn Fn(BuilderKind, &str) + Send + Sync>;
 
 /// Receives `(platform, line)` for every line a builder prints.
 pub type LogSink = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
@@ -108,8 +113,8 @@ pub struct Job {
     pub reference: Reference,
     /// Expanded build args, in name order.
     pub build_args: BTreeMap<String, String>,
-    /// Expanded labels: the OCI ones, then `[image.labels]` (and, for native,
-    /// `[image.native] labels`).
+    /// Expanded labels: the OCI ones, then `[image.labels]` (the native builder adds
+    /// `[image.native] labels` itself).
     pub labels: BTreeMap<String, String>,
 }
 
@@ -196,8 +201,14 @@ pub fn run(project: &Project, options: BuildOptions) -> Result<BuildOutcome> {
     let git = GitInfo::read(&project.root);
     let shown_config = project.config_shown();
     let push = !options.no_push;
-    let preflight =
-        Preflight { root: &project.root, shown_config: &shown_config, image, version: &version, output: &image.build.output, push };
+    let preflight = Preflight {
+        root: &project.root,
+        shown_config: &shown_config,
+        image,
+        version: &version,
+        output: &image.build.output,
+        push,
+    };
     if options.digest_file.is_some() && options.no_push {
         return Err(Error::usage(
             "--digest-file records pushed images, and --no-push pushes nothing",
@@ -213,6 +224,9 @@ pub fn run(project: &Project, options: BuildOptions) -> Result<BuildOutcome> {
             format!("--single-build needs the buildx builder; this build uses {}", builder.kind().name()),
             "drop --single-build, or set [image] builder = \"buildx\"",
         ));
+    }
+    if let Some(announce) = &options.announce {
+        announce(builder.kind(), &choice.reason);
     }
     let output = match &image.build.output {
         OutputTarget::Registry => image.name.to_string(),
@@ -246,7 +260,17 @@ pub fn run(project: &Project, options: BuildOptions) -> Result<BuildOutcome> {
         OutputTarget::Registry => Target::Registry(Box::new(client(project, image))),
         OutputTarget::OciLayout(dir) => Target::Layout(OciLayout::create(&project.root, dir)?),
     };
-    let built = runner::execute(builder, &jobs, &options, &RunInputs { root: &project.root, image, version: &version, target: &target, push })?;
+    // Preflight the registry (reachable, credentials accepted) before minutes of building.
+    if let (Target::Registry(client), Some(first), true) = (&target, jobs.first(), push) {
+        client.head_manifest(&first.reference)?;
+    }
+
+    let built = runner::execute(
+        builder,
+        &jobs,
+        &options,
+        &RunInputs { root: &project.root, image, version: &version, target: &target, push },
+    )?;
     let images: Vec<ImageOutcome> = jobs
         .iter()
         .zip(&built)
@@ -264,7 +288,15 @@ pub fn run(project: &Project, options: BuildOptions) -> Result<BuildOutcome> {
         Target::Registry(client) => client.requests(),
         Target::Layout(_) => 0,
     };
-    Ok(BuildOutcome { builder: builder.kind(), reason: choice.reason, output, images, dry_run: false, planned: Vec::new(), requests })
+    Ok(BuildOutcome {
+        builder: builder.kind(),
+        reason: choice.reason,
+        output,
+        images,
+        dry_run: false,
+        planned: Vec::new(),
+        requests,
+    })
 }
 
 /// What every job shares while running.

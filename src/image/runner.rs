@@ -9,7 +9,12 @@ use super::{BuildContext, BuildOptions, Builder, Built, Job, RunInputs};
 use crate::error::{Error, Result};
 
 /// Build every job with `builder`; results in job order.
-pub fn execute(builder: &dyn Builder, jobs: &[Job], options: &BuildOptions, inputs: &RunInputs<'_>) -> Result<Vec<Built>> {
+pub fn execute(
+    builder: &dyn Builder,
+    jobs: &[Job],
+    options: &BuildOptions,
+    inputs: &RunInputs<'_>,
+) -> Result<Vec<Built>> {
     let cancel = AtomicBool::new(false);
     let sink = options.log.clone();
     if options.single_build {

@@ -31,7 +31,8 @@ pub fn choose(kind: BuilderKind, ctx: &Preflight<'_>) -> Result<Choice> {
     if probe(&["buildx", "version"]) {
         return Ok(Choice { builder: builder(BuilderKind::Buildx), reason: "`docker buildx version` works".into() });
     }
-    looked.push("buildx: `docker buildx version` failed; install the buildx plugin (Debian: docker-buildx)".to_string());
+    looked
+        .push("buildx: `docker buildx version` failed; install the buildx plugin (Debian: docker-buildx)".to_string());
     if probe(&["version", "--format", "{{.Server.Version}}"]) {
         let reason = "buildx is missing and a Docker daemon answers `docker version`".into();
         return Ok(Choice { builder: builder(BuilderKind::Docker), reason });

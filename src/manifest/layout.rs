@@ -43,7 +43,7 @@ pub fn publish(
             .map(|(target, _)| format!("name index {} `{}` in oci-layout:{shown}", assembled.digest, target.tag))
             .collect();
         let statuses: Vec<TagStatus> = statuses.iter().map(|s| would(*s)).collect();
-        return Ok(outcome(0, &assembled, children, targets, &statuses, planned, warnings, true));
+        return Ok(in_layout(outcome(0, &assembled, children, targets, &statuses, planned, warnings, true), &shown));
     }
     layout.write_blob(&assembled.bytes)?;
     {
@@ -64,7 +64,15 @@ pub fn publish(
     }
     let pushed: Vec<(&Target, Digest)> = targets.iter().map(|t| (t, assembled.digest.clone())).collect();
     verify::verify(layout, &pushed, children)?;
-    Ok(outcome(0, &assembled, children, targets, &statuses, Vec::new(), warnings, false))
+    Ok(in_layout(outcome(0, &assembled, children, targets, &statuses, Vec::new(), warnings, false), &shown))
+}
+
+/// Name each tag where it really is: in the layout, not in `[image] name`'s registry.
+fn in_layout(mut outcome: ManifestOutcome, shown: &str) -> ManifestOutcome {
+    for tag in &mut outcome.tags {
+        tag.reference = format!("oci-layout:{shown}:{}", tag.tag);
+    }
+    outcome
 }
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";

@@ -22,9 +22,9 @@ use semver::Version;
 use serde::Serialize;
 
 use crate::config::{ImageConfig, OutputTarget};
-use crate::image::{ImageSource, OciLayout};
 use crate::error::{Error, Result};
 use crate::git::GitInfo;
+use crate::image::{ImageSource, OciLayout};
 use crate::placeholders;
 use crate::platform::Platform;
 use crate::project::Project;

@@ -73,7 +73,11 @@ pub(super) fn tag_statuses(
     assembled: &Assembled,
     options: &ManifestOptions,
 ) -> Result<Vec<TagStatus>> {
-    targets.iter().zip(current).map(|(target, found)| tag_status(target, found.as_ref(), &assembled.digest, options)).collect()
+    targets
+        .iter()
+        .zip(current)
+        .map(|(target, found)| tag_status(target, found.as_ref(), &assembled.digest, options))
+        .collect()
 }
 
 /// What pushing `digest` under `target` (currently pointing at `found`) would do;

@@ -11,8 +11,8 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
 use super::index::Child;
 use crate::error::{Error, Result};
-use crate::platform::Platform;
 use crate::image::ImageSource;
+use crate::platform::Platform;
 use crate::registry::{Reference, RegistryError};
 
 /// Config blobs are small JSON documents; anything bigger is not a config.

@@ -10,8 +10,8 @@ use oci_spec::image::{Digest, ImageIndex};
 use super::index::Child;
 use super::{fan_out, Target};
 use crate::error::{Error, Result};
-use crate::platform::Platform;
 use crate::image::ImageSource;
+use crate::platform::Platform;
 
 /// (platform, child digest) pairs: what an index must hold.
 pub type Children = BTreeSet<(String, String)>;

@@ -254,3 +254,28 @@ fn skopeo_raw(reference: &str) -> String {
     command.args(["inspect", "--raw", "--tls-verify=false"]).arg(format!("docker://{reference}"));
     run_ok(&mut command)
 }
+
+/// The image config at a skopeo transport reference (`docker://HOST/repo:tag` or
+/// `oci:DIR:TAG`), as `skopeo inspect --config` prints it.
+pub fn skopeo_inspect_config(transport_reference: &str) -> Value {
+    let mut command = SKOPEO.command();
+    command.args(["inspect", "--config"]);
+    if transport_reference.starts_with("docker://") {
+        command.arg("--tls-verify=false");
+    }
+    command.arg(transport_reference);
+    let text = run_ok(&mut command);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{transport_reference}'s config is not JSON: {e}"))
+}
+
+/// The raw manifest at a skopeo transport reference.
+pub fn skopeo_inspect_raw_at(transport_reference: &str) -> Value {
+    let mut command = SKOPEO.command();
+    command.args(["inspect", "--raw"]);
+    if transport_reference.starts_with("docker://") {
+        command.arg("--tls-verify=false");
+    }
+    command.arg(transport_reference);
+    let text = run_ok(&mut command);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{transport_reference}'s manifest is not JSON: {e}"))
+}
