@@ -48,7 +48,7 @@ fn registry_project(registry: &Registry) -> TempRepo {
 
 /// `castoff --json ARGS`, asserted to succeed.
 fn ok_json(repo: &TempRepo, args: &[&str]) -> Value {
-    let output = repo.castoff(&with_json(args)).output().expect("run castoff");
+    let output = repo.castoff(with_json(args)).output().expect("run castoff");
     assert!(
         output.status.success(),
         "castoff {args:?} failed:\n{}\n{}",
