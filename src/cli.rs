@@ -101,6 +101,22 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Pack every [[package]] into dist/nuget: a nupkg and its symbols package (snupkg,
+    /// or legacy .symbols.nupkg), validated.
+    Pack {
+        /// Show what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Push the packed packages to every [[feed]] (packing first when they are missing).
+    Publish {
+        /// Only this feed (repeatable); the default is every configured one.
+        #[arg(long = "feed", value_name = "NAME")]
+        feeds: Vec<String>,
+        /// Show what would be pushed where; push nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Join the per-platform images into a multi-arch index under every release tag
     /// ([image] tags), push it, and verify each tag.
     Manifest {
@@ -191,6 +207,14 @@ pub fn main() -> ExitCode {
         Err(error) => return argument_error(error),
     };
     let output = Output { json: cli.global.json, quiet: cli.global.quiet, verbose: cli.global.verbose };
+    // Builders run in their own process groups (so a failed build can stop all of their
+    // helpers), so the terminal's Ctrl-C reaches only castoff: relay it to them, or exit
+    // at once when nothing is running.
+    let _ = ctrlc::set_handler(|| {
+        if !castoff::exec::interrupt() {
+            std::process::exit(130);
+        }
+    });
     match run(cli, &output) {
         Ok(code) => code,
         Err(error) => report_error(&error, &output),
@@ -264,6 +288,18 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
         Command::Manifest { mode, dry_run, force, from_digests } => {
             let from_digests = from_digests.map(|dir| start.join(dir));
             run_manifest(&open()?, mode, ManifestOptions { mode: Mode::Native, dry_run, force, from_digests }, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pack { dry_run } => {
+            let outcome = castoff::nuget::pack::pack(&open()?, &castoff::nuget::pack::PackOptions { dry_run })?;
+            output.result(&outcome, |out| outcome.human().iter().try_for_each(|line| writeln!(out, "{line}")))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Publish { feeds, dry_run } => {
+            let options = castoff::nuget::publish::PublishOptions { dry_run, feeds };
+            let outcome = castoff::nuget::publish::publish(&open()?, &options)?;
+            outcome.warnings().iter().for_each(|w| output.warn(w));
+            output.result(&outcome, |out| outcome.human().iter().try_for_each(|line| writeln!(out, "{line}")))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { platforms, no_push, digest_file, jobs, single_build, builder, dry_run } => {

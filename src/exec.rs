@@ -6,19 +6,42 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Lines of a streamed command's output kept for its error message.
 pub const STREAM_TAIL: usize = 40;
+
+/// How long a cancelled command's process group gets between SIGTERM and SIGKILL.
+const TERMINATE_GRACE: Duration = Duration::from_secs(5);
+
+/// Set by Ctrl-C while streamed commands run: they are stopped like a cancelled build.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Streamed commands running now, each in its own process group.
+static STREAMING: AtomicUsize = AtomicUsize::new(0);
+
+/// Record a Ctrl-C. Returns whether a streamed command is running and will be stopped
+/// (its process group does not get the terminal's SIGINT); when none is, the caller
+/// should simply exit.
+pub fn interrupt() -> bool {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    STREAMING.load(Ordering::SeqCst) > 0
+}
+
+/// Whether Ctrl-C was pressed while streamed commands ran.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// A program to run: argv, extra environment, optional stdin and working directory.
 #[derive(Clone)]
 pub struct Command {
     program: String,
     args: Vec<String>,
-    env: Vec<(String, String)>,
+    /// (name, value, secret): secret values are never shown.
+    env: Vec<(String, String, bool)>,
     stdin: Option<Vec<u8>>,
     dir: Option<PathBuf>,
 }
@@ -90,9 +113,15 @@ impl Command {
         self
     }
 
-    /// An environment variable for the child; the value is never shown.
+    /// An environment variable for the child, shown with the command (`DOCKER_BUILDKIT=1`).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Command {
-        self.env.push((key.into(), value.into()));
+        self.env.push((key.into(), value.into(), false));
+        self
+    }
+
+    /// An environment variable whose value is a secret: shown as `NAME=****`.
+    pub fn secret_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Command {
+        self.env.push((key.into(), value.into(), true));
         self
     }
 
@@ -120,7 +149,7 @@ impl Command {
     #[allow(clippy::disallowed_methods)] // the one place allowed to start processes
     pub fn run(&self) -> Result<Output, ExecError> {
         let mut expression = duct::cmd(&self.program, &self.args).stdout_capture().stderr_capture().unchecked();
-        for (key, value) in &self.env {
+        for (key, value, _) in &self.env {
             expression = expression.env(key, value);
         }
         if let Some(dir) = &self.dir {
@@ -146,12 +175,21 @@ impl Command {
 
     /// Run with stdout and stderr merged, handing each line to `on_line` as it comes
     /// (builders print progress for minutes; the user should see it live). The last
-    /// [`STREAM_TAIL`] lines are kept in `Output::stderr` for error messages. When
-    /// `cancel` becomes true the child is killed: another platform has failed.
+    /// [`STREAM_TAIL`] lines are kept in `Output::stderr` for error messages.
+    ///
+    /// When `cancel` becomes true (another platform failed) or Ctrl-C is pressed, the
+    /// command's whole process group gets SIGTERM, then SIGKILL after a grace period:
+    /// builders run helpers (the buildx plugin, BuildKit steps) that killing the direct
+    /// child alone would leave building and pushing. Each command runs in its own process
+    /// group for that, which is also why Ctrl-C is relayed through [`interrupt`].
     #[allow(clippy::disallowed_methods)] // the one place allowed to start processes
     pub fn run_streaming(&self, cancel: &AtomicBool, on_line: &(dyn Fn(&str) + Sync)) -> Result<Output, ExecError> {
-        let mut expression = duct::cmd(&self.program, &self.args).stderr_to_stdout().unchecked();
-        for (key, value) in &self.env {
+        let mut expression =
+            duct::cmd(&self.program, &self.args).stderr_to_stdout().unchecked().before_spawn(|child| {
+                child.process_group(0);
+                Ok(())
+            });
+        for (key, value, _) in &self.env {
             expression = expression.env(key, value);
         }
         if let Some(dir) = &self.dir {
@@ -161,6 +199,8 @@ impl Command {
             Some(bytes) => expression.stdin_bytes(bytes.clone()),
             None => expression.stdin_null(),
         };
+        STREAMING.fetch_add(1, Ordering::SeqCst);
+        let _running = Running;
         let handle = match expression.reader() {
             Ok(handle) => handle,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -183,10 +223,19 @@ impl Command {
                 }
                 tail
             });
+            let mut terminated: Option<std::time::Instant> = None;
             while !reader.is_finished() {
-                if cancel.load(Ordering::Relaxed) {
-                    let _ = handle.kill();
-                    break;
+                let stop = cancel.load(Ordering::Relaxed) || interrupted();
+                match terminated {
+                    None if stop => {
+                        signal_group(&handle, rustix::process::Signal::TERM);
+                        terminated = Some(std::time::Instant::now());
+                    }
+                    Some(at) if at.elapsed() > TERMINATE_GRACE => {
+                        signal_group(&handle, rustix::process::Signal::KILL);
+                        let _ = handle.kill();
+                    }
+                    _ => {}
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -202,11 +251,33 @@ impl Command {
     }
 }
 
-/// The command line as a shell would read it. Environment values are not shown.
+/// Decrements the count of running streamed commands when one ends, however it ends.
+struct Running;
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        STREAMING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Send `signal` to the process group led by the command's child (best effort: it may
+/// have exited already).
+fn signal_group(handle: &duct::ReaderHandle, signal: rustix::process::Signal) {
+    for pid in handle.pids() {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process_group(pid, signal);
+        }
+    }
+}
+
+/// The command line as a shell would read it. Secret environment values are not shown.
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for key in self.env.iter().map(|(k, _)| k) {
-            write!(f, "{key}=**** ")?;
+        for (key, value, secret) in &self.env {
+            match secret {
+                true => write!(f, "{key}=**** ")?,
+                false => write!(f, "{key}={} ", shell_quote(value))?,
+            }
         }
         let quoted: Vec<String> = self.argv().map(shell_quote).collect();
         f.write_str(&quoted.join(" "))
@@ -234,8 +305,9 @@ mod tests {
 
     #[test]
     fn shows_argv_quoted_and_hides_env() {
-        let command = Command::new("docker").args(["manifest", "push", "a b"]).env("TOKEN", "hunter2");
-        assert_eq!(command.to_string(), "TOKEN=**** docker manifest push 'a b'");
+        let command =
+            Command::new("docker").args(["manifest", "push", "a b"]).env("MODE", "x y").secret_env("TOKEN", "hunter2");
+        assert_eq!(command.to_string(), "MODE='x y' TOKEN=**** docker manifest push 'a b'");
     }
 
     #[test]

@@ -504,8 +504,8 @@ fn a_daemon_dying_mid_build_fails_with_the_command_and_a_daemon_hint() {
 
 /// CI fan-out: each "runner" builds one platform and writes a digest file; `castoff
 /// manifest --from-digests` joins exactly those digests. A platform without a digest
-/// file, or one recorded twice, is refused (exit 2, naming the platform or both files)
-/// with nothing pushed.
+/// file, one recorded twice, or digest files of another version are refused (exit 2,
+/// naming the platform, both files or both versions) with nothing pushed.
 #[test]
 fn manifest_from_digests_joins_the_fanned_out_builds() {
     let storage = ContainerStorage::new();
@@ -550,6 +550,14 @@ fn manifest_from_digests_joins_the_fanned_out_builds() {
         .map(|c| (platform_of(&c["platform"]), c["digest"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(children, recorded, "the index holds exactly the recorded digests, in configured order");
+
+    // The next version must not publish these builds: the digest files name 0.1.0.
+    repo.write("VERSION", "0.1.1\n");
+    let output = env.castoff(&repo, &["manifest", "--from-digests", "digests"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("recorded for version 0.1.0, but this release is 0.1.1"), "{stderr}");
+    assert_eq!(registry.get("/v2/team/app/manifests/0.1.1").status, 404, "stale builds were published");
 }
 
 /// A RUN step on a platform this machine cannot execute (here: an arm64 `/bin/sh` with
@@ -618,4 +626,22 @@ fn arm64_shell_layer() -> Vec<u8> {
     header.set_cksum();
     tar.append_data(&mut header, "bin/sh", elf.as_slice()).expect("append bin/sh");
     tar.into_inner().expect("finish the tar")
+}
+
+/// With an OCI layout as output, auto skips buildx and docker (they only push to
+/// registries) even when both work, picks buildah, and says why.
+#[test]
+fn auto_skips_registry_only_builders_for_an_oci_layout() {
+    let dockerd = Dockerd::shared();
+    let fake = FakeBuildx::install(dockerd);
+    let registry = Registry::start();
+    let repo = project(&registry, &["linux/arm64"], "builder = \"auto\"\noutput = \"oci-layout:dist/oci\"");
+    let env = Env::buildx(dockerd, &fake);
+
+    let outcome = env.build_json(&repo, &["--dry-run"]);
+
+    assert_eq!(outcome["builder"], "buildah", "{outcome}");
+    assert!(outcome["reason"].as_str().unwrap_or_default().contains("OCI layout"), "{outcome}");
+    assert!(fake.build_calls().is_empty(), "a dry run builds nothing");
+    assert!(!repo.join("dist/oci").exists(), "a dry run creates no layout");
 }

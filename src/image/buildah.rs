@@ -85,11 +85,7 @@ impl Builder for Buildah {
         if !ctx.push {
             return Ok(Built { digest: None, status: ImageStatus::Built });
         }
-        let scratch = tempfile::Builder::new().prefix("castoff-buildah-").tempdir().map_err(|source| Error::Io {
-            action: "create a temporary directory in",
-            path: std::env::temp_dir(),
-            source,
-        })?;
+        let scratch = dockerfile::scratch_dir(self.program)?;
         let digest_file = scratch.path().join("digest");
         let digest_arg = digest_file.display().to_string();
         match ctx.target {

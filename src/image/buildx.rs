@@ -60,12 +60,32 @@ impl Builder for Buildx {
 
     fn preflight(&self, _jobs: &[Job], ctx: &Preflight<'_>) -> Result<()> {
         if let OutputTarget::OciLayout(dir) = ctx.output {
+            return Err(dockerfile::no_layout("buildx", dir));
+        }
+        dockerfile::preflight(ctx, "docker", INSTALL)?;
+        let version = Command::new("docker").args(["buildx", "version"]).run()?;
+        if !version.success() {
             return Err(Error::usage(
-                format!("the buildx builder pushes to a registry; it cannot add images to the OCI layout {dir}"),
-                "use builder = \"native\", \"buildah\" or \"podman\" for an oci-layout output, or output = \"registry\"",
+                format!("`docker buildx version` failed: {}", version.stderr_tail(2)),
+                INSTALL.to_string(),
             ));
         }
-        dockerfile::preflight(ctx, "docker", INSTALL)
+        if let Some(name) = &ctx.image.build.buildx_builder {
+            let inspect = Command::new("docker").args(["buildx", "inspect", name.as_str()]).run()?;
+            if !inspect.success() {
+                return Err(Error::invalid(
+                    crate::error::Location::file(ctx.shown_config).with_key("image.buildx_builder"),
+                    format!("buildx has no builder `{name}`: {}", inspect.stderr_tail(2)),
+                    "create it (`docker buildx create --name NAME --driver docker-container|remote|kubernetes ...`), \
+                     or fix [image] buildx_builder; `docker buildx ls` lists the builders",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn builds_together(&self) -> bool {
+        true
     }
 
     fn plan(&self, job: &Job, ctx: &Preflight<'_>) -> Vec<String> {
@@ -73,7 +93,7 @@ impl Builder for Buildx {
     }
 
     fn build(&self, job: &Job, ctx: &BuildContext<'_>) -> Result<Built> {
-        let scratch = scratch_dir()?;
+        let scratch = dockerfile::scratch_dir("buildx")?;
         let metadata = scratch.path().join("metadata.json");
         let command = Buildx::command(&[job], ctx.image, ctx.root, ctx.push, &metadata);
         dockerfile::run(&command, job, ctx)?;
@@ -88,7 +108,7 @@ impl Builder for Buildx {
     /// the pushed index, is put under its own platform tag so `castoff manifest` finds
     /// it like any other.
     fn build_together(&self, jobs: &[Job], ctx: &BuildContext<'_>) -> Result<Vec<Built>> {
-        let scratch = scratch_dir()?;
+        let scratch = dockerfile::scratch_dir("buildx")?;
         let metadata = scratch.path().join("metadata.json");
         let all: Vec<&Job> = jobs.iter().collect();
         let command = Buildx::command(&all, ctx.image, ctx.root, ctx.push, &metadata);
@@ -114,14 +134,6 @@ impl Builder for Buildx {
             })
             .collect()
     }
-}
-
-fn scratch_dir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix("castoff-buildx-").tempdir().map_err(|source| Error::Io {
-        action: "create a temporary directory in",
-        path: std::env::temp_dir(),
-        source,
-    })
 }
 
 /// `containerimage.digest` from buildx's metadata file.

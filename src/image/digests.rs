@@ -1,6 +1,6 @@
 //! Digest files: how CI fan-out carries each runner's build to the job that joins them.
 //! `castoff build --platform linux/arm64 --digest-file digests/arm64.json` writes
-//! `{platform, digest, reference}`; `castoff manifest --from-digests digests/` reads
+//! `{version, platform, digest, reference}`; `castoff manifest --from-digests digests/` reads
 //! every `*.json` there and joins the images by digest, so they need no tags.
 //!
 //! One platform gives one object, several give an array of them; both are read.
@@ -16,6 +16,9 @@ use crate::fsutil::write_atomic;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DigestRecord {
+    /// The release version the image was built for: joining images of another
+    /// version under this one's tags would publish stale builds.
+    pub version: String,
     pub platform: String,
     pub digest: String,
     /// `IMAGE:TAG@DIGEST`, or `oci-layout:DIR:TAG@DIGEST`.
@@ -23,7 +26,7 @@ pub struct DigestRecord {
 }
 
 /// Write the records for `jobs` to `path` (atomically, creating its directory).
-pub fn write(path: &Path, jobs: &[Job], built: &[Built], target: &Target) -> Result<()> {
+pub fn write(path: &Path, version: &semver::Version, jobs: &[Job], built: &[Built], target: &Target) -> Result<()> {
     let mut records = Vec::new();
     for (job, built) in jobs.iter().zip(built) {
         let Some(digest) = &built.digest else {
@@ -33,7 +36,12 @@ pub fn write(path: &Path, jobs: &[Job], built: &[Built], target: &Target) -> Res
             });
         };
         let reference = format!("{}@{digest}", target.describe(job));
-        records.push(DigestRecord { platform: job.platform.to_string(), digest: digest.to_string(), reference });
+        records.push(DigestRecord {
+            version: version.to_string(),
+            platform: job.platform.to_string(),
+            digest: digest.to_string(),
+            reference,
+        });
     }
     let json = match records.as_slice() {
         [one] => serde_json::to_vec_pretty(one),

@@ -39,10 +39,7 @@ impl Builder for Docker {
 
     fn preflight(&self, _jobs: &[Job], ctx: &Preflight<'_>) -> Result<()> {
         if let OutputTarget::OciLayout(dir) = ctx.output {
-            return Err(Error::usage(
-                format!("the docker builder pushes to a registry; it cannot add images to the OCI layout {dir}"),
-                "use builder = \"native\", \"buildah\" or \"podman\" for an oci-layout output, or output = \"registry\"",
-            ));
+            return Err(dockerfile::no_layout("docker", dir));
         }
         dockerfile::preflight(ctx, "docker", INSTALL)?;
         let answered = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).run();

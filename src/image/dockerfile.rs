@@ -158,6 +158,23 @@ fn hint_for(text: &str, job: &Job, program: &str) -> String {
     "see the builder's output above; `castoff build --platform PLATFORM -v` rebuilds one platform".into()
 }
 
+/// The error for a registry-only builder asked to write into an OCI layout.
+pub fn no_layout(builder: &str, dir: &str) -> Error {
+    Error::usage(
+        format!("the {builder} builder pushes to a registry; it cannot add images to the OCI layout {dir}"),
+        "use builder = \"native\", \"buildah\" or \"podman\" for an oci-layout output, or output = \"registry\"",
+    )
+}
+
+/// A private temporary directory for a builder's side files (digest, metadata).
+pub fn scratch_dir(builder: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix(&format!("castoff-{builder}-")).tempdir().map_err(|source| Error::Io {
+        action: "create a temporary directory in",
+        path: std::env::temp_dir(),
+        source,
+    })
+}
+
 /// `--tls-verify=false` is needed for a plain-HTTP registry (loopback or listed in
 /// `insecure_registries`).
 pub fn plain_http(job: &Job, ctx_image: &crate::config::ImageConfig) -> bool {

@@ -7,7 +7,8 @@
 //! file renamed into place (or a hard link) either lands whole or not at all, and two
 //! writers of the same digest write the same bytes. `index.json` is the one file that is
 //! read, modified and written back; [`OciLayout::lock`] serialises that, across threads
-//! (several platforms build at once) and across processes (flock on `oci-layout`).
+//! (several platforms build at once) and across processes (flock on the layout
+//! directory, which also serialises creating the layout).
 //!
 //! Everything read back is checked: a blob's bytes against its digest, `index.json`'s
 //! shape against the spec, so a corrupt layout is an error naming the file, never a
@@ -15,16 +16,18 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use oci_spec::image::{Descriptor, Digest, DigestAlgorithm, MediaType};
+use rustix::fs::{FlockOperation, Mode, OFlags};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use super::source::ImageSource;
-use crate::error::{Error, IoContext, Location, Result};
+use crate::error::{Error, IoContext, Location, Problem, Result};
 use crate::fsutil;
 use crate::registry::client::MANIFEST_LIMIT;
 use crate::registry::{Fetched, Reference, RegistryError};
@@ -36,6 +39,8 @@ const LAYOUT_FILE: &str = "oci-layout";
 const INDEX_FILE: &str = "index.json";
 const LAYOUT_VERSION: &str = "1.0.0";
 const EMPTY_INDEX: &[u8] = b"{\"schemaVersion\":2,\"manifests\":[]}\n";
+/// castoff's temp files (here and in `fsutil`), renamed into place when complete.
+const TEMP_PREFIX: &str = ".castoff-tmp-";
 
 /// How long [`OciLayout::lock`] waits for another process (a `castoff build` writing
 /// the same layout) before giving up.
@@ -53,39 +58,56 @@ pub struct OciLayout {
 }
 
 /// Held while reading, changing and writing `index.json`; released on drop (the flock
-/// goes with the file descriptor, so also when the process dies).
+/// goes with the directory's file descriptor, so also when the process dies).
 #[must_use = "the layout is only locked while this guard lives"]
 pub struct LayoutLock<'a> {
     // Field order is drop order: the flock goes before the mutex lets the next thread in.
-    _file: File,
+    _dir: OwnedFd,
     _guard: MutexGuard<'a, ()>,
 }
 
 impl OciLayout {
     /// Open the layout at `root/rel`, creating it when missing: the directory, its
     /// `oci-layout` file and an empty `index.json`. A directory that exists with
-    /// something else in it is refused rather than turned into a layout.
+    /// something else in it is refused rather than turned into a layout, and so is a
+    /// symlink (or a path leading out of the project through one).
+    ///
+    /// Safe against other castoff processes creating or writing the same layout at the
+    /// same time: the checks and the first writes happen under [`OciLayout::lock`]'s
+    /// lock, `oci-layout` and `index.json` are only ever created when missing (never
+    /// replaced), and castoff's own temp files do not count as "something else".
     pub fn create(root: &Path, rel: &str) -> Result<OciLayout> {
         let layout = OciLayout::at(root, rel);
-        match fs::symlink_metadata(&layout.dir) {
-            Ok(meta) if meta.is_dir() || (meta.file_type().is_symlink() && layout.dir.is_dir()) => {}
-            Ok(_) => {
-                return Err(Error::usage(
-                    format!("the OCI layout {rel} is a file, not a directory"),
-                    format!("remove {rel}, or point the layout at a directory"),
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&layout.dir).with_path("create directory", &layout.dir)?
-            }
-            Err(e) => return Err(Error::io("inspect", &layout.dir, e)),
+        if let Some(problem) = location_problem(root, rel) {
+            return Err(Error::usage(problem.problem(), problem.hint()));
         }
-        let marker = layout.dir.join(LAYOUT_FILE);
-        if marker.exists() {
-            layout.check_version()?;
-        } else {
-            let mut entries = fs::read_dir(&layout.dir).with_path("list", &layout.dir)?;
-            if entries.next().is_some() {
+        match fs::create_dir_all(&layout.dir) {
+            Ok(()) => {}
+            // A file at the path, or at a parent.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists || e.kind() == io::ErrorKind::NotADirectory => {
+                return Err(not_a_directory(rel))
+            }
+            Err(e) => return Err(Error::io("create directory", &layout.dir, e)),
+        }
+        // Checked again now that the directories exist: a parent made meanwhile may be
+        // a symlink out of the project.
+        if let Some(problem) = location_problem(root, rel) {
+            return Err(Error::usage(problem.problem(), problem.hint()));
+        }
+        layout.initialise(rel)?;
+        Ok(layout)
+    }
+
+    /// Under the lock: `oci-layout` and `index.json`, each created when missing.
+    fn initialise(&self, rel: &str) -> Result<()> {
+        let _lock = self.lock()?;
+        let marker = self.dir.join(LAYOUT_FILE);
+        if !marker.exists() {
+            let others = fs::read_dir(&self.dir)
+                .with_path("list", &self.dir)?
+                .filter_map(|entry| entry.ok())
+                .any(|entry| !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX));
+            if others {
                 return Err(Error::usage(
                     format!("{rel} exists and is not an OCI image layout (it has no `oci-layout` file)"),
                     format!(
@@ -94,18 +116,20 @@ impl OciLayout {
                     ),
                 ));
             }
-            fsutil::write_atomic(&marker, format!("{{\"imageLayoutVersion\":\"{LAYOUT_VERSION}\"}}\n").as_bytes())?;
+            write_new(&marker, format!("{{\"imageLayoutVersion\":\"{LAYOUT_VERSION}\"}}\n").as_bytes())?;
         }
-        let index = layout.dir.join(INDEX_FILE);
-        if !index.exists() {
-            fsutil::write_atomic(&index, EMPTY_INDEX)?;
-        }
-        Ok(layout)
+        self.check_version()?;
+        // A crash between the two writes leaves a marker without an index: add it.
+        write_new(&self.dir.join(INDEX_FILE), EMPTY_INDEX)
     }
 
-    /// Open the existing layout at `root/rel`.
+    /// Open the existing layout at `root/rel`. A symlink there (or a path out of the
+    /// project) is refused, as for [`OciLayout::create`].
     pub fn open(root: &Path, rel: &str) -> Result<OciLayout> {
         let layout = OciLayout::at(root, rel);
+        if let Some(problem) = location_problem(root, rel) {
+            return Err(Error::usage(problem.problem(), problem.hint()));
+        }
         if !layout.dir.join(LAYOUT_FILE).is_file() {
             let what = match layout.dir.is_dir() {
                 true => "is not an OCI image layout (it has no `oci-layout` file)",
@@ -121,6 +145,19 @@ impl OciLayout {
         }
         layout.check_version()?;
         Ok(layout)
+    }
+
+    /// Check, before anything is built, that the layout configured at `key` of
+    /// `shown_config` (`image.output`, `image.native.base`) is a place castoff may read
+    /// and write: not a symlink or a file, and not outside the project through a
+    /// symlinked parent. A path that does not exist yet passes.
+    pub fn check_location(root: &Path, rel: &str, shown_config: &Path, key: &str) -> Result<()> {
+        match location_problem(root, rel) {
+            None => Ok(()),
+            Some(problem) => {
+                Err(Error::invalid(Location::file(shown_config).with_key(key), problem.problem(), problem.hint()))
+            }
+        }
     }
 
     fn at(root: &Path, rel: &str) -> OciLayout {
@@ -163,25 +200,27 @@ impl OciLayout {
     }
 
     /// Exclusive access for a read-modify-write of `index.json` (this process's other
-    /// threads and other processes alike). Other tools that honour no lock (skopeo,
-    /// buildah) must not write the layout at the same time.
+    /// threads and other processes alike), and for [`OciLayout::create`]'s first
+    /// writes: a flock on the layout directory itself. Other tools that honour no lock
+    /// (skopeo, buildah) must not write the layout at the same time.
     pub fn lock(&self) -> Result<LayoutLock<'_>> {
         let guard = self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let path = self.dir.join(LAYOUT_FILE);
-        let file = File::open(&path).with_path("open", &path)?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let dir = rustix::fs::open(&self.dir, flags, Mode::empty())
+            .map_err(|errno| Error::io("open", &self.dir, errno.into()))?;
         let started = Instant::now();
         let mut pause = Duration::from_millis(5);
         loop {
-            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Ok(LayoutLock { _file: file, _guard: guard }),
+            match rustix::fs::flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(LayoutLock { _dir: dir, _guard: guard }),
                 Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => {}
-                Err(errno) => return Err(Error::io("lock", &path, errno.into())),
+                Err(errno) => return Err(Error::io("lock", &self.dir, errno.into())),
             }
             if started.elapsed() > LOCK_WAIT {
-                return Err(Error::Locked { path: self.shown.join(LAYOUT_FILE), holder: "another process".into() });
+                return Err(Error::Locked { path: self.shown.clone(), holder: "another process".into() });
             }
             std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(200));
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 
@@ -273,7 +312,7 @@ impl OciLayout {
     fn temp_blob(&self, blob: &Path) -> Result<(PathBuf, tempfile::NamedTempFile)> {
         let dir = self.blob_dir(blob)?;
         let temp =
-            tempfile::Builder::new().prefix(".castoff-tmp-").tempfile_in(&dir).with_path("create a file in", &dir)?;
+            tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&dir).with_path("create a file in", &dir)?;
         Ok((dir, temp))
     }
 
@@ -291,15 +330,10 @@ impl OciLayout {
     }
 
     fn check_digest(&self, digest: &Digest, reader: &mut dyn Read, path: &Path) -> Result<()> {
-        let actual = digest_reader(digest.algorithm(), reader).with_path("read", path)?;
-        match actual {
-            Some(actual) if actual == digest.digest() => Ok(()),
+        match digest_reader(digest.algorithm(), reader).with_path("read", path)? {
+            Some(actual) if actual == *digest => Ok(()),
             Some(actual) => Err(Error::Failed {
-                problem: format!(
-                    "{} should have digest {digest}, but its bytes hash to {}:{actual}",
-                    path.display(),
-                    digest.algorithm()
-                ),
+                problem: format!("{} should have digest {digest}, but its bytes hash to {actual}", path.display()),
                 hint: format!("the file is corrupt; remove it and write {} again", self.describe()),
             }),
             None => Err(Error::Failed {
@@ -417,19 +451,162 @@ pub fn ref_name(descriptor: &Descriptor) -> Option<&str> {
     descriptor.annotations().as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str)
 }
 
-/// The lowercase hex digest of everything `reader` yields, for the SHA-2 algorithms;
-/// `None` for others.
-fn digest_reader(algorithm: &DigestAlgorithm, reader: &mut dyn Read) -> io::Result<Option<String>> {
-    fn run<H: sha2::Digest + Write>(mut hasher: H, reader: &mut dyn Read) -> io::Result<String> {
-        io::copy(reader, &mut hasher)?;
-        Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+/// What is wrong with `root/rel` as the place of an OCI layout, if anything: a symlink
+/// (castoff never writes or reads a layout through one, as for `.castoff/cache`), a
+/// file, or a path that leads out of the project through a symlinked parent.
+fn location_problem(root: &Path, rel: &str) -> Option<Problem> {
+    let path = root.join(rel);
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let target = fs::read_link(&path).map(|t| format!(" (to {})", t.display())).unwrap_or_default();
+            return Some(Problem::new(
+                format!("the OCI layout {rel} is a symlink{target}; castoff never writes or reads a layout through a symlink"),
+                format!(
+                    "remove the link (`rm {rel}`) and let castoff create the directory, \
+                     or configure a directory inside the project"
+                ),
+            ));
+        }
+        Ok(meta) if !meta.is_dir() => return Some(not_a_directory_problem(rel)),
+        _ => {}
     }
-    Ok(Some(match algorithm {
-        DigestAlgorithm::Sha256 => run(Sha256::new(), reader)?,
-        DigestAlgorithm::Sha384 => run(Sha384::new(), reader)?,
-        DigestAlgorithm::Sha512 => run(Sha512::new(), reader)?,
-        _ => return Ok(None),
-    }))
+    // The deepest part of the path that exists must resolve inside the project: a
+    // symlinked parent (`dist -> /tmp`) would take everything below it elsewhere.
+    let root_real = root.canonicalize().ok()?;
+    let mut probe = path.as_path();
+    let real = loop {
+        match probe.canonicalize() {
+            Ok(real) => break real,
+            Err(_) => probe = probe.parent().filter(|parent| parent.starts_with(root))?,
+        }
+    };
+    match real.starts_with(&root_real) {
+        true => None,
+        false => Some(Problem::new(
+            format!(
+                "the OCI layout {rel} resolves to {}, outside the project",
+                real.join(path.strip_prefix(probe).unwrap_or(Path::new(""))).display()
+            ),
+            "configure a directory inside the project, not one reached through a symlink out of it",
+        )),
+    }
+}
+
+fn not_a_directory_problem(rel: &str) -> Problem {
+    Problem::new(
+        format!("the OCI layout {rel} is a file, not a directory"),
+        format!("remove {rel}, or point the layout at a directory"),
+    )
+}
+
+fn not_a_directory(rel: &str) -> Error {
+    let problem = not_a_directory_problem(rel);
+    Error::usage(problem.problem(), problem.hint())
+}
+
+/// Create `path` holding `bytes` unless it exists (then leave it as it is): written to
+/// a temp file, made durable, then linked into place without replacing anything.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if fs::symlink_metadata(path).is_ok() {
+        return Ok(());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).with_path("create a file in", dir)?;
+    temp.write_all(bytes).with_path("write", temp.path())?;
+    temp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).with_path("set permissions on", temp.path())?;
+    temp.as_file().sync_all().with_path("flush", temp.path())?;
+    match temp.persist_noclobber(path) {
+        Ok(_) => {
+            sync_dir(dir);
+            Ok(())
+        }
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("create", path, e.error)),
+    }
+}
+
+/// The one streaming digest helper: a writer that hashes (SHA-2) and counts what
+/// passes through to `inner`. [`digest_reader`] hashes a reader with it; the native
+/// layer writer hashes its tar and gzip streams with it. (Bytes already in memory:
+/// [`crate::manifest::index::sha256_digest`].)
+pub struct DigestWriter<W> {
+    inner: W,
+    hasher: Hasher,
+    count: u64,
+}
+
+enum Hasher {
+    Sha256(Sha256),
+    Sha384(Sha384),
+    Sha512(Sha512),
+}
+
+impl<W: Write> DigestWriter<W> {
+    /// sha256, the digest castoff writes.
+    pub fn sha256(inner: W) -> Self {
+        DigestWriter { inner, hasher: Hasher::Sha256(Sha256::new()), count: 0 }
+    }
+
+    /// `algorithm`, when it is one of the SHA-2 ones castoff checks.
+    pub fn new(algorithm: &DigestAlgorithm, inner: W) -> Option<Self> {
+        let hasher = match algorithm {
+            DigestAlgorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            DigestAlgorithm::Sha384 => Hasher::Sha384(Sha384::new()),
+            DigestAlgorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+            _ => return None,
+        };
+        Some(DigestWriter { inner, hasher, count: 0 })
+    }
+
+    /// The digest of everything written so far.
+    pub fn digest(&self) -> Digest {
+        let (algorithm, hex) = match &self.hasher {
+            Hasher::Sha256(h) => ("sha256", hex(&h.clone().finalize())),
+            Hasher::Sha384(h) => ("sha384", hex(&h.clone().finalize())),
+            Hasher::Sha512(h) => ("sha512", hex(&h.clone().finalize())),
+        };
+        // Lowercase hex of the right length always parses as a digest of its algorithm.
+        format!("{algorithm}:{hex}").parse().unwrap_or_else(|_| unreachable!("a well-formed {algorithm} digest"))
+    }
+
+    /// Bytes written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> Write for DigestWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        match &mut self.hasher {
+            Hasher::Sha256(h) => h.update(&buf[..n]),
+            Hasher::Sha384(h) => h.update(&buf[..n]),
+            Hasher::Sha512(h) => h.update(&buf[..n]),
+        }
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `algorithm` digest of everything `reader` yields; `None` when `algorithm` is
+/// not one castoff can compute (SHA-2 only).
+pub fn digest_reader(algorithm: &DigestAlgorithm, reader: &mut dyn Read) -> io::Result<Option<Digest>> {
+    let Some(mut writer) = DigestWriter::new(algorithm, io::sink()) else { return Ok(None) };
+    io::copy(reader, &mut writer)?;
+    Ok(Some(writer.digest()))
 }
 
 impl ImageSource for OciLayout {
@@ -622,10 +799,107 @@ mod tests {
         // A second handle on the same directory (its own mutex) still waits: flock.
         let other = OciLayout::open(root.path(), "oci").unwrap();
         let held = layout.lock().unwrap();
-        let file = File::open(other.dir().join(LAYOUT_FILE)).unwrap();
-        assert!(rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err());
+        let dir = File::open(other.dir()).unwrap();
+        assert!(rustix::fs::flock(&dir, FlockOperation::NonBlockingLockExclusive).is_err());
         drop(held);
-        assert!(rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok());
+        assert!(rustix::fs::flock(&dir, FlockOperation::NonBlockingLockExclusive).is_ok());
+    }
+
+    /// Several builds creating the same new layout at once (each its own handle, as
+    /// separate processes would have), tagging as soon as theirs exists: every create
+    /// succeeds, none mistakes another's marker or temp file for foreign files, and no
+    /// create wipes a tag already written.
+    #[test]
+    fn concurrent_creates_and_tags_lose_nothing() {
+        for round in 0..10 {
+            let root = tempfile::tempdir().unwrap();
+            let rel = format!("dist/oci{round}");
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                for n in 0..8u8 {
+                    let (root, rel, start) = (root.path(), rel.as_str(), &start);
+                    scope.spawn(move || {
+                        start.wait();
+                        let layout = OciLayout::create(root, rel).unwrap();
+                        let _lock = layout.lock().unwrap();
+                        layout.set_tag(&format!("t{n}"), descriptor(&[n], MediaType::ImageManifest)).unwrap();
+                    });
+                }
+            });
+            let layout = OciLayout::open(root.path(), &rel).unwrap();
+            let mut names: Vec<String> =
+                layout.entries().unwrap().iter().map(|d| ref_name(d).unwrap().to_string()).collect();
+            names.sort();
+            assert_eq!(names, (0..8).map(|n| format!("t{n}")).collect::<Vec<_>>(), "round {round}");
+        }
+    }
+
+    /// A leftover temp file of castoff's (a crash while creating) is not "other files";
+    /// an existing index.json is kept, not replaced by an empty one.
+    #[test]
+    fn create_ignores_its_temp_files_and_keeps_the_index() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("oci")).unwrap();
+        fs::write(root.path().join("oci/.castoff-tmp-abc"), b"half").unwrap();
+        let layout = OciLayout::create(root.path(), "oci").unwrap();
+        {
+            let _lock = layout.lock().unwrap();
+            layout.set_tag("kept", descriptor(b"k", MediaType::ImageManifest)).unwrap();
+        }
+        // A marker without an index (a crash between the two writes) gets one.
+        fs::remove_file(root.path().join("oci/index.json")).unwrap();
+        let again = OciLayout::create(root.path(), "oci").unwrap();
+        assert!(again.entries().unwrap().is_empty());
+        {
+            let _lock = again.lock().unwrap();
+            again.set_tag("kept", descriptor(b"k", MediaType::ImageManifest)).unwrap();
+        }
+        let third = OciLayout::create(root.path(), "oci").unwrap();
+        assert!(third.find_tag("kept").unwrap().is_some());
+    }
+
+    /// A layout that is a symlink, or below a symlinked parent leading out of the
+    /// project, is refused for writing and for reading; with its config key when
+    /// checked as configuration.
+    #[test]
+    fn a_symlinked_layout_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("dist")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join("dist/oci")).unwrap();
+        let err = OciLayout::create(root.path(), "dist/oci").unwrap_err();
+        assert!(err.to_string().contains("dist/oci is a symlink"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+        assert!(fs::read_dir(elsewhere.path()).unwrap().next().is_none(), "nothing written through the link");
+        let err = OciLayout::open(root.path(), "dist/oci").unwrap_err();
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        let err =
+            OciLayout::check_location(root.path(), "dist/oci", Path::new("other.toml"), "image.output").unwrap_err();
+        assert!(
+            err.to_string().starts_with("other.toml (key `image.output`): the OCI layout dist/oci is a symlink"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 2);
+
+        // A symlinked parent out of the project, the layout not yet there.
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join("out")).unwrap();
+        let err = OciLayout::create(root.path(), "out/oci").unwrap_err();
+        assert!(err.to_string().contains("outside the project"), "{err}");
+        assert!(!elsewhere.path().join("oci").exists());
+        let err = OciLayout::check_location(root.path(), "out/oci", Path::new("castoff.toml"), "image.native.base")
+            .unwrap_err();
+        assert!(err.to_string().contains("(key `image.native.base`)"), "{err}");
+        // A symlinked parent inside the project is fine.
+        fs::create_dir_all(root.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("real"), root.path().join("alias")).unwrap();
+        OciLayout::create(root.path(), "alias/oci").unwrap();
+        assert!(root.path().join("real/oci/oci-layout").is_file());
+        // A file is not a directory.
+        fs::write(root.path().join("file"), b"x").unwrap();
+        let err = OciLayout::create(root.path(), "file").unwrap_err();
+        assert!(err.to_string().contains("file is a file, not a directory"), "{err}");
+        let err = OciLayout::create(root.path(), "file/oci").unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
     }
 
     /// An image written into the layout resolves through `manifest::resolve` like one in

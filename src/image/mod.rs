@@ -26,7 +26,7 @@ use oci_spec::image::Digest;
 use semver::Version;
 use serde::Serialize;
 
-use crate::config::{BuilderKind, ImageConfig, OutputTarget};
+use crate::config::{BuilderKind, ImageConfig, NetworkConfig, OutputTarget};
 use crate::error::{Error, Result};
 use crate::git::GitInfo;
 use crate::platform::Platform;
@@ -137,6 +137,10 @@ impl Target {
 /// Everything a builder may look at while building.
 pub struct BuildContext<'a> {
     pub root: &'a Path,
+    /// castoff.toml as the user named it, for error locations.
+    pub shown_config: &'a Path,
+    /// Retry and timeout policy for any registry the builder talks to.
+    pub network: NetworkConfig,
     pub image: &'a ImageConfig,
     pub version: &'a Version,
     pub target: &'a Target,
@@ -169,13 +173,22 @@ pub trait Builder: Sync {
     /// Build `job` and put it in the target (unless `ctx.push` is false).
     fn build(&self, job: &Job, ctx: &BuildContext<'_>) -> Result<Built>;
 
+    /// Whether [`Builder::build_together`] is supported (buildx `--single-build`).
+    fn builds_together(&self) -> bool {
+        false
+    }
+
     /// Build all `jobs` in one invocation (buildx `--single-build`).
     fn build_together(&self, _jobs: &[Job], _ctx: &BuildContext<'_>) -> Result<Vec<Built>> {
-        Err(Error::usage(
-            format!("--single-build needs the buildx builder, not {}", self.kind().name()),
-            "drop --single-build, or set [image] builder = \"buildx\"",
-        ))
+        Err(single_build_unsupported(self.kind()))
     }
+}
+
+fn single_build_unsupported(kind: BuilderKind) -> Error {
+    Error::usage(
+        format!("--single-build needs the buildx builder; this build uses {}", kind.name()),
+        "drop --single-build, or set [image] builder = \"buildx\"",
+    )
 }
 
 /// What preflight and planning may look at (no target connection needed).
@@ -219,11 +232,8 @@ pub fn run(project: &Project, options: BuildOptions) -> Result<BuildOutcome> {
     let choice = select::choose(options.builder.unwrap_or(image.build.builder), &preflight)?;
     let builder = choice.builder.as_ref();
     builder.preflight(&jobs, &preflight)?;
-    if options.single_build && builder.kind() != BuilderKind::Buildx {
-        return Err(Error::usage(
-            format!("--single-build needs the buildx builder; this build uses {}", builder.kind().name()),
-            "drop --single-build, or set [image] builder = \"buildx\"",
-        ));
+    if options.single_build && !builder.builds_together() {
+        return Err(single_build_unsupported(builder.kind()));
     }
     if let Some(announce) = &options.announce {
         announce(builder.kind(), &choice.reason);
@@ -256,21 +266,30 @@ pub fn run(project: &Project, options: BuildOptions) -> Result<BuildOutcome> {
             requests: 0,
         });
     }
+    // A layout is created only when something will be written into it: --no-push
+    // builds into castoff's cache and leaves the project as it was.
     let target = match &image.build.output {
-        OutputTarget::Registry => Target::Registry(Box::new(client(project, image))),
-        OutputTarget::OciLayout(dir) => Target::Layout(OciLayout::create(&project.root, dir)?),
+        OutputTarget::OciLayout(dir) if push => {
+            OciLayout::check_location(&project.root, dir, &shown_config, "image.output")?;
+            Target::Layout(OciLayout::create(&project.root, dir)?)
+        }
+        _ => Target::Registry(Box::new(client(project, image))),
     };
     // Preflight the registry (reachable, credentials accepted) before minutes of building.
     if let (Target::Registry(client), Some(first), true) = (&target, jobs.first(), push) {
         client.head_manifest(&first.reference)?;
     }
 
-    let built = runner::execute(
-        builder,
-        &jobs,
-        &options,
-        &RunInputs { root: &project.root, image, version: &version, target: &target, push },
-    )?;
+    let inputs = RunInputs {
+        root: &project.root,
+        shown_config: &shown_config,
+        network: project.config.network,
+        image,
+        version: &version,
+        target: &target,
+        push,
+    };
+    let built = runner::execute(builder, &jobs, &options, &inputs)?;
     let images: Vec<ImageOutcome> = jobs
         .iter()
         .zip(&built)
@@ -282,7 +301,7 @@ pub fn run(project: &Project, options: BuildOptions) -> Result<BuildOutcome> {
         })
         .collect();
     if let Some(path) = &options.digest_file {
-        digests::write(&project.root.join(path), &jobs, &built, &target)?;
+        digests::write(&project.root.join(path), &version, &jobs, &built, &target)?;
     }
     let requests = match &target {
         Target::Registry(client) => client.requests(),
@@ -302,6 +321,8 @@ pub fn run(project: &Project, options: BuildOptions) -> Result<BuildOutcome> {
 /// What every job shares while running.
 pub(crate) struct RunInputs<'a> {
     pub root: &'a Path,
+    pub shown_config: &'a Path,
+    pub network: NetworkConfig,
     pub image: &'a ImageConfig,
     pub version: &'a Version,
     pub target: &'a Target,
@@ -310,7 +331,11 @@ pub(crate) struct RunInputs<'a> {
 
 /// The registry client for `project`, with its network policy.
 pub fn client(project: &Project, image: &ImageConfig) -> Client {
-    let network = project.config.network;
+    registry_client(image, project.config.network)
+}
+
+/// A registry client that trusts `image`'s insecure registries and follows `network`.
+pub fn registry_client(image: &ImageConfig, network: NetworkConfig) -> Client {
     Client::new(ClientOptions {
         insecure_registries: image.insecure_registries.clone(),
         retry: RetryPolicy { attempts: network.attempts, total: network.total, ..RetryPolicy::default() },

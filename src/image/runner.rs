@@ -39,6 +39,9 @@ pub fn execute(
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
+                if crate::exec::interrupted() {
+                    break;
+                }
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = jobs.get(index) else { break };
                 let platform = job.platform.to_string();
@@ -66,6 +69,12 @@ pub fn execute(
             });
         }
     });
+    if crate::exec::interrupted() {
+        return Err(Error::Failed {
+            problem: "interrupted: the running builds were stopped".into(),
+            hint: "re-run castoff build; images already pushed are found up to date".into(),
+        });
+    }
     if let Some(error) = first_error.into_inner().ok().flatten() {
         return Err(error);
     }
@@ -84,6 +93,8 @@ pub fn execute(
 fn context<'a>(inputs: &'a RunInputs<'a>, cancel: &'a AtomicBool, log: &'a (dyn Fn(&str) + Sync)) -> BuildContext<'a> {
     BuildContext {
         root: inputs.root,
+        shown_config: inputs.shown_config,
+        network: inputs.network,
         image: inputs.image,
         version: inputs.version,
         target: inputs.target,

@@ -6,7 +6,7 @@ use super::buildx::Buildx;
 use super::docker::Docker;
 use super::native::Native;
 use super::{Builder, Preflight};
-use crate::config::BuilderKind;
+use crate::config::{BuilderKind, OutputTarget};
 use crate::error::{Error, Result};
 use crate::exec::Command;
 
@@ -28,23 +28,30 @@ pub fn choose(kind: BuilderKind, ctx: &Preflight<'_>) -> Result<Choice> {
         return Ok(Choice { builder: builder(BuilderKind::Native), reason });
     }
     let mut looked = Vec::new();
-    if probe(&["buildx", "version"]) {
-        return Ok(Choice { builder: builder(BuilderKind::Buildx), reason: "`docker buildx version` works".into() });
+    // buildx and docker push to a registry; they cannot add to an OCI layout.
+    let into_layout = matches!(ctx.output, OutputTarget::OciLayout(_));
+    if into_layout {
+        looked.push("buildx, docker: skipped, they cannot write into the OCI layout [image] output names".to_string());
+    } else {
+        if probe(&["buildx", "version"]) {
+            let reason = "`docker buildx version` works".into();
+            return Ok(Choice { builder: builder(BuilderKind::Buildx), reason });
+        }
+        looked.push("buildx: `docker buildx version` failed; install the buildx plugin (Debian: docker-buildx)".into());
+        if probe(&["version", "--format", "{{.Server.Version}}"]) {
+            let reason = "buildx is missing and a Docker daemon answers `docker version`".into();
+            return Ok(Choice { builder: builder(BuilderKind::Docker), reason });
+        }
+        looked.push(
+            "docker: no Docker daemon answers `docker version`; install docker.io and start dockerd, or set DOCKER_HOST"
+                .into(),
+        );
     }
-    looked
-        .push("buildx: `docker buildx version` failed; install the buildx plugin (Debian: docker-buildx)".to_string());
-    if probe(&["version", "--format", "{{.Server.Version}}"]) {
-        let reason = "buildx is missing and a Docker daemon answers `docker version`".into();
-        return Ok(Choice { builder: builder(BuilderKind::Docker), reason });
-    }
-    looked.push(
-        "docker: no Docker daemon answers `docker version`; install docker.io and start dockerd, or set DOCKER_HOST"
-            .into(),
-    );
     for (kind, program) in [(BuilderKind::Buildah, "buildah"), (BuilderKind::Podman, "podman")] {
         match which::which(program) {
             Ok(path) => {
-                let reason = format!("no buildx or Docker daemon; {program} is at {}", path.display());
+                let skipped = if into_layout { "the output is an OCI layout" } else { "no buildx or Docker daemon" };
+                let reason = format!("{skipped}; {program} is at {}", path.display());
                 return Ok(Choice { builder: builder(kind), reason });
             }
             Err(_) => looked.push(format!("{program}: not on PATH; install it (Debian: apt-get install {program})")),

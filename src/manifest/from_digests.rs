@@ -9,14 +9,21 @@ use crate::error::{Error, Result};
 use crate::image::read_digest_dir;
 use crate::platform::Platform;
 use crate::registry::Reference;
+use semver::Version;
 
 /// (configured platform, reference by digest) for each configured platform, in
 /// configured order.
-pub fn sources(dir: &Path, image: &ImageConfig) -> Result<Vec<(Platform, Reference)>> {
+pub fn sources(dir: &Path, image: &ImageConfig, version: &Version) -> Result<Vec<(Platform, Reference)>> {
     let records = read_digest_dir(dir)?;
     let mut found: Vec<(Platform, Reference, &Path)> = Vec::new();
     for (file, record) in &records {
         let bad = |problem: String, hint: &str| Error::usage(format!("{}: {problem}", file.display()), hint);
+        if record.version != version.to_string() {
+            return Err(bad(
+                format!("recorded for version {}, but this release is {version}", record.version),
+                "build this version's images (`castoff build --digest-file ...`) into a clean directory",
+            ));
+        }
         let platform = Platform::parse(&record.platform)
             .map_err(|e| bad(format!("platform `{}`: {}", record.platform, e.problem()), e.hint()))?;
         let Some(configured) = image.platforms.iter().find(|p| p.matches(&platform)) else {

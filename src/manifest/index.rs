@@ -32,6 +32,9 @@ pub struct Child {
     pub source: Reference,
     /// The manifest's bytes, for copying it into another repository.
     pub bytes: Vec<u8>,
+    /// The image config's bytes (read to check the platform; the native builder's base
+    /// inherits from them).
+    pub config: Vec<u8>,
     /// Config and layer digests, for mounting them into another repository.
     pub blobs: Vec<Digest>,
 }
@@ -100,7 +103,8 @@ fn sorted(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
-fn oci_platform(platform: &Platform) -> Result<OciPlatform> {
+/// `platform` as an index descriptor's `platform` field.
+pub(crate) fn oci_platform(platform: &Platform) -> Result<OciPlatform> {
     let mut builder = PlatformBuilder::default()
         .architecture(Arch::from(platform.architecture.as_str()))
         .os(Os::from(platform.os.as_str()));
@@ -129,6 +133,7 @@ mod tests {
             size: 10,
             source: Reference::parse("127.0.0.1:5000/app:1.0.0-x").unwrap(),
             bytes,
+            config: Vec::new(),
             blobs: Vec::new(),
         }
     }

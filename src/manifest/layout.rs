@@ -11,6 +11,7 @@ use super::index::{assemble, Child};
 use super::publish::{outcome, tag_statuses, warnings, would};
 use super::{verify, ManifestOptions, ManifestOutcome, TagStatus, Target};
 use crate::error::{Error, Result};
+use crate::image::layout::REF_NAME;
 use crate::image::OciLayout;
 use crate::registry::Found;
 
@@ -46,8 +47,12 @@ pub fn publish(
         return Ok(in_layout(outcome(0, &assembled, children, targets, &statuses, planned, warnings, true), &shown));
     }
     layout.write_blob(&assembled.bytes)?;
-    {
+    // Check again under the lock: another castoff may have moved a tag since the read
+    // above, and a version tag must never be replaced without --force.
+    let statuses = {
         let _lock = layout.lock()?;
+        let now = targets.iter().map(|target| self::current(layout, target)).collect::<Result<Vec<_>>>()?;
+        let statuses = tag_statuses(targets, &now, &assembled, options)?;
         for (target, status) in targets.iter().zip(&statuses) {
             if *status == TagStatus::UpToDate {
                 continue;
@@ -61,7 +66,8 @@ pub fn publish(
                 .map_err(|e| Error::Internal(format!("index descriptor: {e}")))?;
             layout.set_tag(&target.tag, descriptor)?;
         }
-    }
+        statuses
+    };
     let pushed: Vec<(&Target, Digest)> = targets.iter().map(|t| (t, assembled.digest.clone())).collect();
     verify::verify(layout, &pushed, children)?;
     Ok(in_layout(outcome(0, &assembled, children, targets, &statuses, Vec::new(), warnings, false), &shown))
@@ -74,5 +80,3 @@ fn in_layout(mut outcome: ManifestOutcome, shown: &str) -> ManifestOutcome {
     }
     outcome
 }
-
-const REF_NAME: &str = "org.opencontainers.image.ref.name";

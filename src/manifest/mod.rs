@@ -118,14 +118,17 @@ pub fn run(project: &Project, options: ManifestOptions) -> Result<ManifestOutcom
                 "drop --mode docker-cli (castoff writes the index into the layout itself)",
             ))
         }
-        OutputTarget::OciLayout(dir) => Some(OciLayout::open(&project.root, dir)?),
+        OutputTarget::OciLayout(dir) => {
+            OciLayout::check_location(&project.root, dir, &project.config_shown(), "image.output")?;
+            Some(OciLayout::open(&project.root, dir)?)
+        }
     };
     let source: &dyn ImageSource = match &layout {
         Some(layout) => layout,
         None => &client,
     };
     let recorded = match &options.from_digests {
-        Some(dir) => Some(from_digests::sources(dir, image)?),
+        Some(dir) => Some(from_digests::sources(dir, image, &version)?),
         None => None,
     };
     // Three independent things run at once: reading git (subprocesses), resolving the

@@ -59,6 +59,7 @@ pub fn resolve(client: &dyn ImageSource, source: &Reference, platform: &Platform
         size: image.bytes.len() as u64,
         source: source.clone(),
         bytes: image.bytes,
+        config: config_bytes,
         blobs,
     })
 }

@@ -16,9 +16,6 @@ use crate::image::ImageSource;
 use crate::platform::Platform;
 use crate::registry::{Client, Reference};
 
-/// Config blobs are small JSON documents.
-const CONFIG_LIMIT: u64 = 4 << 20;
-
 /// Docker's layer media types and the OCI types with the same content. An OCI manifest
 /// names OCI types (as `skopeo copy --format oci` rewrites them); the digests stay.
 const DOCKER_LAYER_TYPES: &[(&str, &str)] = &[
@@ -127,9 +124,10 @@ fn read(source: &dyn ImageSource, reference: &Reference, platform: &Platform) ->
     let child = crate::manifest::resolve::resolve(source, reference, platform)?;
     let manifest: ImageManifest =
         serde_json::from_slice(&child.bytes).map_err(|e| bad(reference, format!("its manifest: {e}")))?;
-    let config_bytes = source.blob(reference, manifest.config().digest(), CONFIG_LIMIT)?;
+    // resolve read (and size-limited) the config to check the platform; its bytes
+    // match the manifest's config digest.
     let config: Map<String, Value> =
-        serde_json::from_slice(&config_bytes).map_err(|e| bad(reference, format!("its image config: {e}")))?;
+        serde_json::from_slice(&child.config).map_err(|e| bad(reference, format!("its image config: {e}")))?;
     let diff_ids: Vec<String> = match config.get("rootfs").and_then(|r| r.get("diff_ids")) {
         Some(Value::Array(ids)) => ids.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         _ => Vec::new(),

@@ -7,7 +7,8 @@
 //!
 //! - `<key>.json`: one entry per platform and inputs. `key` is the hex sha256 of a JSON
 //!   array of: the cache format ([`FORMAT`]), castoff's version, the gzip level and
-//!   compressor fingerprint, the platform, and each file's project-relative `src` (as
+//!   compressor fingerprint, the platform, whether parent directories are listed
+//!   (over scratch) or not (over a base), and each file's project-relative `src` (as
 //!   expanded for the platform), `dst` and configured mode. The entry is a JSON object:
 //!   `{"format", "key", "platform", "written_ns", "taken_at_ns", "files": [{"src",
 //!   "stamp": {size, mtime_ns, ctime_ns, ino, kind}}], "diff_id", "digest", "size"}`.
@@ -37,10 +38,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
-use super::layer::{self, Layer, LayerFile};
+use super::layer::{self, Layer, LayerFile, Parents};
 use crate::error::{Error, IoContext, Result};
+use crate::image::layout::digest_reader;
+use crate::manifest::index::sha256_digest;
 use crate::platform::Platform;
 use crate::sources::stamp::{now_ns, Kind, Stamp};
 
@@ -48,7 +50,7 @@ use crate::sources::stamp::{now_ns, Kind, Stamp};
 pub const CACHE_DIR: &str = ".castoff/cache/layers";
 
 /// Bumped whenever the entry layout or the way layers are written changes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 const LOCK_FILE: &str = "lock";
 const TEMP_PREFIX: &str = ".castoff-tmp-";
@@ -125,7 +127,7 @@ impl LayerCache {
     }
 
     /// The cache key of `inputs` for `platform` (hex sha256).
-    pub fn key(platform: &Platform, inputs: &[Input]) -> String {
+    pub fn key(platform: &Platform, inputs: &[Input], parents: Parents) -> String {
         let files: Vec<serde_json::Value> =
             inputs.iter().map(|input| serde_json::json!([input.shown, input.file.dst, input.file.mode])).collect();
         let key = serde_json::json!([
@@ -134,9 +136,10 @@ impl LayerCache {
             layer::GZIP_LEVEL,
             layer::compressor_fingerprint(),
             platform.to_string(),
+            parents == Parents::Listed,
             files,
         ]);
-        hex(&Sha256::digest(key.to_string().as_bytes()))
+        sha256_digest(key.to_string().as_bytes()).digest().to_string()
     }
 
     fn entry_path(&self, key: &str) -> PathBuf {
@@ -174,14 +177,14 @@ impl LayerCache {
 
     /// Build the layer of `inputs` into the cache and record it under `key` (when its
     /// stamps can vouch for it later).
-    pub fn build(&self, key: &str, platform: &Platform, inputs: &[Input]) -> Result<CachedLayer> {
+    pub fn build(&self, key: &str, platform: &Platform, inputs: &[Input], parents: Parents) -> Result<CachedLayer> {
         let taken_at_ns = now_ns();
         let files: Vec<LayerFile> = inputs.iter().map(|input| input.file.clone()).collect();
         let mut temp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .tempfile_in(&self.dir)
             .with_path("create a file in", &self.dir)?;
-        let (layer, stamps) = layer::write(&files, temp.as_file_mut())?;
+        let (layer, stamps) = layer::write(&files, parents, temp.as_file_mut())?;
         {
             use std::os::unix::fs::PermissionsExt;
             // Readable by all: an OCI layout target may hard-link it.
@@ -280,11 +283,7 @@ fn prune(dir: &Path) {
 /// Whether the file at `path` holds exactly `digest`'s bytes.
 pub fn verify(path: &Path, digest: &Digest) -> Result<bool> {
     let mut file = File::open(path).with_path("open", path)?;
-    Ok(layer::sha256_reader(&mut file).with_path("read", path)? == *digest)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(digest_reader(digest.algorithm(), &mut file).with_path("read", path)?.as_ref() == Some(digest))
 }
 
 #[cfg(test)]
@@ -330,8 +329,8 @@ mod tests {
     fn recent_files_are_rebuilt_old_ones_hit_and_changes_miss() {
         let (root, inputs) = setup(b"v1");
         let cache = LayerCache::open(root.path()).unwrap();
-        let key = LayerCache::key(&platform(), &inputs);
-        let built = cache.build(&key, &platform(), &inputs).unwrap();
+        let key = LayerCache::key(&platform(), &inputs, Parents::Listed);
+        let built = cache.build(&key, &platform(), &inputs, Parents::Listed).unwrap();
         assert!(!built.hit);
         // The file's ctime is within the racy margin of the build: no entry vouches for it.
         assert!(!cache.entry_path(&key).exists());
@@ -375,8 +374,8 @@ mod tests {
     fn a_missing_or_short_blob_is_a_miss_and_a_bad_one_fails_verification() {
         let (root, inputs) = setup(b"content");
         let cache = LayerCache::open(root.path()).unwrap();
-        let key = LayerCache::key(&platform(), &inputs);
-        let built = cache.build(&key, &platform(), &inputs).unwrap();
+        let key = LayerCache::key(&platform(), &inputs, Parents::Listed);
+        let built = cache.build(&key, &platform(), &inputs, Parents::Listed).unwrap();
         let entry = entry_for(&key, &inputs, &built, now_ns() + 2_000_000_000);
         std::fs::write(cache.entry_path(&key), serde_json::to_vec(&entry).unwrap()).unwrap();
         assert!(cache.lookup(&key, &inputs).is_some());
@@ -394,15 +393,16 @@ mod tests {
     #[test]
     fn the_key_follows_every_input() {
         let (_root, inputs) = setup(b"x");
-        let base = LayerCache::key(&platform(), &inputs);
-        assert_eq!(base, LayerCache::key(&platform(), &inputs));
+        let base = LayerCache::key(&platform(), &inputs, Parents::Listed);
+        assert_eq!(base, LayerCache::key(&platform(), &inputs, Parents::Listed));
         let mut moved = inputs.clone();
         moved[0].file.dst = "/usr/local/bin/app".into();
-        assert_ne!(base, LayerCache::key(&platform(), &moved));
+        assert_ne!(base, LayerCache::key(&platform(), &moved, Parents::Listed));
         let mut moded = inputs.clone();
         moded[0].file.mode = Some(0o700);
-        assert_ne!(base, LayerCache::key(&platform(), &moded));
-        assert_ne!(base, LayerCache::key(&Platform::parse("linux/arm64").unwrap(), &inputs));
+        assert_ne!(base, LayerCache::key(&platform(), &moded, Parents::Listed));
+        assert_ne!(base, LayerCache::key(&Platform::parse("linux/arm64").unwrap(), &inputs, Parents::Listed));
+        assert_ne!(base, LayerCache::key(&platform(), &inputs, Parents::Implied));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Determinism choices (the same files give the same layer digest on every machine
 //! running the same castoff build):
-//! - entries sorted by path; every parent directory of a file is an entry (mode 0755);
+//! - entries sorted by path; over scratch, every parent directory of a file is an
+//!   entry (mode 0755); over a base image, none is ([`Parents`]);
 //! - owner uid/gid 0 with empty user and group names;
 //! - every mtime is 0 (the epoch), whatever the files' own times or
 //!   `SOURCE_DATE_EPOCH`: the commit time would change the digest on every commit even
@@ -27,9 +28,9 @@ use std::sync::OnceLock;
 
 use flate2::{Compression, GzBuilder};
 use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, IoContext, Result};
+use crate::image::layout::DigestWriter;
 use crate::sources::stamp::Stamp;
 
 /// gzip level: 6, zlib's own default, the usual balance of size and speed that docker
@@ -38,6 +39,18 @@ pub const GZIP_LEVEL: u32 = 6;
 
 /// Mode of the directory entries the layer adds for each file's parents.
 const DIR_MODE: u32 = 0o755;
+
+/// Whether the layer lists the parent directories of its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parents {
+    /// Over scratch: each parent is an entry (0755), so the image has them whatever
+    /// tool unpacks it.
+    Listed,
+    /// Over a base image: no directory entries. One for `/tmp` would replace the
+    /// base's `/tmp` (1777) with 0755 when the layers are stacked; extractors create
+    /// the parents the base lacks.
+    Implied,
+}
 
 /// One file to put in the layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,14 +81,15 @@ pub fn effective_mode(configured: Option<u32>, source_mode: u32) -> u32 {
 
 /// Write the layer of `files` to `out`; the layer's digests and, per file, the stamp
 /// of what was read (taken from the open file, before reading it).
-pub fn write(files: &[LayerFile], out: &mut dyn Write) -> Result<(Layer, Vec<Stamp>)> {
+pub fn write(files: &[LayerFile], parents: Parents, out: &mut dyn Write) -> Result<(Layer, Vec<Stamp>)> {
     let entries = entries(files)?;
-    let compressed = Hashing::new(BufWriter::with_capacity(256 << 10, out));
+    let compressed = DigestWriter::sha256(BufWriter::with_capacity(256 << 10, out));
     let gzip = GzBuilder::new().mtime(0).operating_system(255).write(compressed, Compression::new(GZIP_LEVEL));
-    let mut tar = tar::Builder::new(Hashing::new(gzip));
+    let mut tar = tar::Builder::new(DigestWriter::sha256(gzip));
     let mut stamps = vec![None; files.len()];
     for (path, entry) in &entries {
         match entry {
+            Entry::Dir if parents == Parents::Implied => {}
             Entry::Dir => {
                 let mut header = header(tar::EntryType::Directory, DIR_MODE, 0);
                 tar.append_data(&mut header, path, io::empty()).map_err(|e| write_error(path, e))?;
@@ -104,11 +118,11 @@ pub fn write(files: &[LayerFile], out: &mut dyn Write) -> Result<(Layer, Vec<Sta
     }
     let tar_hash = tar.into_inner().map_err(|e| write_error("the end of the archive", e))?;
     let diff_id = tar_hash.digest();
-    let gzip = tar_hash.inner;
+    let gzip = tar_hash.into_inner();
     let compressed = gzip.finish().map_err(|e| write_error("the compressed stream", e))?;
-    let (digest, size) = (compressed.digest(), compressed.count);
+    let (digest, size) = (compressed.digest(), compressed.count());
     compressed
-        .inner
+        .into_inner()
         .into_inner()
         .map_err(|e| write_error("the layer file", e.into_error()))?
         .flush()
@@ -141,7 +155,8 @@ enum Entry {
 }
 
 /// Every tar entry, keyed by its path without the leading `/` (`usr/local/bin/app`,
-/// directories as `usr/local/`). BTreeMap order puts a directory before anything in it,
+/// directories as `usr/local/`; listed even when not written, to find a file that is
+/// another file's directory). BTreeMap order puts a directory before anything in it,
 /// because its path is a prefix of theirs.
 fn entries(files: &[LayerFile]) -> Result<BTreeMap<String, Entry>> {
     let mut entries = BTreeMap::new();
@@ -206,49 +221,6 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// A writer that hashes (sha256) and counts what passes through to `inner`.
-struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
-        Hashing { inner, hasher: Sha256::new(), count: 0 }
-    }
-
-    fn digest(&self) -> Digest {
-        sha256_of_hasher(self.hasher.clone())
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-pub(super) fn sha256_of_hasher(hasher: Sha256) -> Digest {
-    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    // 64 lowercase hex digits always parse as a sha256 digest.
-    format!("sha256:{hex}").parse().unwrap_or_else(|_| unreachable!("a well-formed sha256 digest"))
-}
-
-/// sha256 of everything `reader` yields.
-pub fn sha256_reader(reader: &mut dyn Read) -> io::Result<Digest> {
-    let mut hasher = Sha256::new();
-    io::copy(reader, &mut hasher)?;
-    Ok(sha256_of_hasher(hasher))
-}
-
 /// What this build's deflate implementation makes of a fixed sample at [`GZIP_LEVEL`]:
 /// identifies the compressor (backend and version) without asking it, so cached layers
 /// made by another one are not reused.
@@ -280,7 +252,7 @@ mod tests {
 
     fn build(files: &[LayerFile]) -> (Layer, Vec<u8>) {
         let mut out = Vec::new();
-        let (layer, _) = write(files, &mut out).unwrap();
+        let (layer, _) = write(files, Parents::Listed, &mut out).unwrap();
         (layer, out)
     }
 
@@ -350,6 +322,43 @@ mod tests {
         ];
         let expected: Vec<(String, bool, u32)> = expected.iter().map(|(p, d, m)| (p.to_string(), *d, *m)).collect();
         assert_eq!(seen, expected);
+    }
+
+    /// Over a base image the layer holds the files only, so the base's directories
+    /// (`/tmp` 1777, say) keep their modes; the files themselves are unchanged.
+    #[test]
+    fn over_a_base_no_directory_entries_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![
+            LayerFile { src: file(dir.path(), "x", b"x", 0o644), dst: "/tmp/x".into(), mode: None },
+            LayerFile { src: file(dir.path(), "app", b"app", 0o755), dst: "/usr/local/bin/app".into(), mode: None },
+        ];
+        let paths = |parents| {
+            let mut out = Vec::new();
+            let (layer, _) = write(&files, parents, &mut out).unwrap();
+            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(out.as_slice()));
+            let paths: Vec<(String, u32)> = archive
+                .entries()
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
+                })
+                .collect();
+            (layer, paths)
+        };
+        let (implied, over_base) = paths(Parents::Implied);
+        assert_eq!(over_base, [("tmp/x".to_string(), 0o644), ("usr/local/bin/app".to_string(), 0o755)]);
+        let (listed, over_scratch) = paths(Parents::Listed);
+        let names: Vec<&str> = over_scratch.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(names, ["tmp/", "tmp/x", "usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/app"]);
+        assert_ne!(implied.digest, listed.digest);
+        // A file that is another's directory is refused either way.
+        let clash = vec![
+            LayerFile { src: file(dir.path(), "a", b"a", 0o644), dst: "/opt/a".into(), mode: None },
+            LayerFile { src: file(dir.path(), "b", b"b", 0o644), dst: "/opt/a/b".into(), mode: None },
+        ];
+        assert!(write(&clash, Parents::Implied, &mut Vec::new()).is_err());
     }
 
     #[test]

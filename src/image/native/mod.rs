@@ -17,13 +17,14 @@ mod push;
 use std::path::{Component, Path};
 use std::sync::atomic::Ordering;
 
+use super::layout::OciLayout;
 use super::{BuildContext, Builder, Built, ImageStatus, Job, Preflight, Target};
 use crate::config::{BuilderKind, NativeBase, NativeConfig, NativeFile, OutputTarget};
 use crate::error::{Error, Location, Result};
 use crate::platform::Platform;
-use crate::registry::{Client, ClientOptions};
+use crate::registry::Client;
 use cache::{CachedLayer, Input, LayerCache};
-use layer::LayerFile;
+use layer::{LayerFile, Parents};
 
 pub struct Native;
 
@@ -55,15 +56,21 @@ impl Builder for Native {
                 check_source(ctx, file, &job.platform)?;
             }
         }
+        // Layouts are refused as symlinks (or below a symlinked parent out of the
+        // project), named by their key, before anything is built.
+        if let (true, OutputTarget::OciLayout(dir)) = (ctx.push, ctx.output) {
+            OciLayout::check_location(ctx.root, dir, ctx.shown_config, "image.output")?;
+        }
         if let NativeBase::OciLayout { dir, .. } = &native.base {
-            super::layout::OciLayout::open(ctx.root, dir).map_err(|e| match e {
+            let at_key = |e| match e {
                 Error::Usage { problem, hint } => {
                     Error::invalid(Location::file(ctx.shown_config).with_key("image.native.base"), problem, hint)
                 }
                 other => other,
-            })?;
+            };
+            OciLayout::open(ctx.root, dir).map_err(at_key)?;
             for job in jobs {
-                base::resolve(&native.base, ctx.root, &job.platform, None)?;
+                base::resolve(&native.base, ctx.root, &job.platform, None).map_err(at_key)?;
             }
         }
         Ok(())
@@ -97,7 +104,7 @@ impl Builder for Native {
     }
 
     fn build(&self, job: &Job, ctx: &BuildContext<'_>) -> Result<Built> {
-        let native = native_config(ctx.image.build.native.as_ref(), Path::new("castoff.toml"))?;
+        let native = native_config(ctx.image.build.native.as_ref(), ctx.shown_config)?;
         let inputs = inputs(native, job, ctx)?;
         check_cancel(job, ctx)?;
         let cache = LayerCache::open(ctx.root)?;
@@ -115,14 +122,14 @@ fn build_with(
     inputs: &[Input],
     cache: &LayerCache,
 ) -> Result<Built> {
+    // A registry base is read with the target's client when the target is a registry
+    // (also what `--no-push` passes), else with one following [network] like it. With
+    // `ctx.push` false the target itself is never touched.
     let owned_client;
     let client: Option<&Client> = match (ctx.target, &native.base) {
         (Target::Registry(client), _) => Some(client),
         (Target::Layout(_), NativeBase::Registry(_)) => {
-            owned_client = Client::new(ClientOptions {
-                insecure_registries: ctx.image.insecure_registries.clone(),
-                ..ClientOptions::default()
-            });
+            owned_client = crate::image::registry_client(ctx.image, ctx.network);
             Some(&owned_client)
         }
         (Target::Layout(_), _) => None,
@@ -131,7 +138,13 @@ fn build_with(
     if !matches!(native.base, NativeBase::Scratch) {
         (ctx.log)(&format!("base {}", base.description));
     }
-    let key = LayerCache::key(&job.platform, inputs);
+    // Parent directory entries only over scratch: over a base they would replace the
+    // base's own directories (/tmp's 1777 with 0755) when the layers are stacked.
+    let parents = match base.origin {
+        base::Origin::Scratch => Parents::Listed,
+        _ => Parents::Implied,
+    };
+    let key = LayerCache::key(&job.platform, inputs, parents);
     let mut fresh = false;
     loop {
         check_cancel(job, ctx)?;
@@ -141,7 +154,7 @@ fn build_with(
         };
         let layer = match layer {
             Some(layer) => layer,
-            None => cache.build(&key, &job.platform, inputs)?,
+            None => cache.build(&key, &job.platform, inputs, parents)?,
         };
         log_layer(ctx, &layer);
         let image = config::assemble(job, native, &base, &layer.layer)?;
@@ -234,7 +247,7 @@ fn inputs(native: &NativeConfig, job: &Job, ctx: &BuildContext<'_>) -> Result<Ve
         .iter()
         .map(|file| {
             let shown = expand_src(&file.src, &job.platform, ctx.version)?;
-            check_relative(&shown, &file.src, &job.platform, Path::new("castoff.toml"))?;
+            check_relative(&shown, &file.src, &job.platform, ctx.shown_config)?;
             Ok(Input { file: LayerFile { src: ctx.root.join(&shown), dst: file.dst.clone(), mode: file.mode }, shown })
         })
         .collect()

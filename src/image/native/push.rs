@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Cursor;
 
-use oci_spec::image::{Arch, DescriptorBuilder, Digest, MediaType, Os, PlatformBuilder};
+use oci_spec::image::{DescriptorBuilder, Digest, MediaType};
 
 use super::base::{Base, Origin};
 use super::cache::{self, CachedLayer};
@@ -17,6 +17,7 @@ use super::{check_cancel, Outcome};
 use crate::error::{Error, IoContext, Result};
 use crate::image::layout::{OciLayout, REF_NAME};
 use crate::image::{BuildContext, Built, ImageStatus, Job};
+use crate::manifest::index::oci_platform;
 use crate::registry::{Client, Reference};
 
 /// Largest base layer copied between registries (through memory: the client reads
@@ -148,18 +149,11 @@ pub fn to_layout(
     }
     store_checked(layout, &image.config, &image.config_digest)?;
     store_checked(layout, &image.manifest, &image.manifest_digest)?;
-    let platform = job.platform.normalized();
-    let mut oci_platform = PlatformBuilder::default()
-        .architecture(Arch::from(platform.architecture.as_str()))
-        .os(Os::from(platform.os.as_str()));
-    if let Some(variant) = &platform.variant {
-        oci_platform = oci_platform.variant(variant.clone());
-    }
     let descriptor = DescriptorBuilder::default()
         .media_type(MediaType::ImageManifest)
         .digest(image.manifest_digest.clone())
         .size(image.manifest.len() as u64)
-        .platform(oci_platform.build().map_err(|e| Error::Internal(format!("platform {platform}: {e}")))?)
+        .platform(oci_platform(&job.platform.normalized())?)
         .annotations(HashMap::from([(REF_NAME.to_string(), job.tag.clone())]))
         .build()
         .map_err(|e| Error::Internal(format!("index descriptor: {e}")))?;

@@ -12,7 +12,7 @@ use semver::Version;
 use serde_json::Value;
 
 use super::*;
-use crate::config::{Config, ImageConfig};
+use crate::config::{Config, ImageConfig, NetworkConfig};
 use crate::git::GitInfo;
 use crate::image::{args, layout::OciLayout, runner, BuildOptions, RunInputs};
 use crate::registry::ClientOptions;
@@ -81,7 +81,15 @@ impl Project {
     /// Preflight, then build every platform in parallel as `castoff build` does.
     fn build(&self, target: &Target, push: bool) -> Result<Vec<Built>> {
         self.preflight(push)?;
-        let inputs = RunInputs { root: self.root(), image: &self.image, version: &self.version, target, push };
+        let inputs = RunInputs {
+            root: self.root(),
+            shown_config: Path::new("castoff.toml"),
+            network: NetworkConfig::default(),
+            image: &self.image,
+            version: &self.version,
+            target,
+            push,
+        };
         runner::execute(&Native, &self.jobs(), &BuildOptions::default(), &inputs)
     }
 
@@ -91,6 +99,13 @@ impl Project {
             OutputTarget::Registry => Target::Registry(Client::new(ClientOptions::default()).into()),
         }
     }
+}
+
+/// The paths in a gzipped layer blob, in order.
+fn layer_paths(path: &Path) -> Vec<String> {
+    let layer = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+    archive.entries().unwrap().map(|entry| entry.unwrap().path().unwrap().display().to_string()).collect()
 }
 
 fn digests(built: &[Built]) -> Vec<String> {
@@ -204,6 +219,8 @@ fn a_changed_file_changes_the_image_and_the_cache_is_used_when_it_can_be() {
         let log = |line: &str| logged.lock().unwrap().push(line.to_string());
         let ctx = BuildContext {
             root: project.root(),
+            shown_config: Path::new("castoff.toml"),
+            network: NetworkConfig::default(),
             image: &project.image,
             version: &project.version,
             target: &target,
@@ -244,7 +261,7 @@ fn a_changed_file_changes_the_image_and_the_cache_is_used_when_it_can_be() {
     let fifth = run(false);
     assert!(logged.lock().unwrap().last().unwrap().ends_with(", cached)"));
     let cache = LayerCache::open(project.root()).unwrap();
-    let key = LayerCache::key(&project.jobs()[0].platform, &inputs_of(&project));
+    let key = LayerCache::key(&project.jobs()[0].platform, &inputs_of(&project), Parents::Listed);
     let hit = cache.lookup(&key, &inputs_of(&project)).unwrap();
     let mut blob = std::fs::read(&hit.path).unwrap();
     let middle = blob.len() / 2;
@@ -329,6 +346,88 @@ fn preflight_names_the_missing_file_and_its_platform() {
     assert!(err.to_string().contains("the OCI layout base does not exist"), "{err}");
 }
 
+/// `--no-push` (the target `castoff build` passes then is a registry client) builds
+/// into the cache only: the configured layout is neither created nor needed.
+#[test]
+fn no_push_never_touches_the_layout() {
+    let project = Project::new("127.0.0.1:5000/team/app", FOUR, "output = \"oci-layout:dist/oci\"", APP);
+    app_files(&project);
+    let registry = Target::Registry(Client::new(ClientOptions::default()).into());
+    let local = project.build(&registry, false).unwrap();
+    assert_eq!(statuses(&local), BTreeSet::from(["Built".to_string()]));
+    assert!(!project.root().join("dist/oci").exists(), "--no-push created the layout");
+    // Even a symlinked layout (refused when writing) is no obstacle to a local build.
+    std::os::unix::fs::symlink(tempfile::tempdir().unwrap().path(), project.root().join("dist/oci")).unwrap();
+    project.build(&registry, false).unwrap();
+    std::fs::remove_file(project.root().join("dist/oci")).unwrap();
+    // The digests are the ones a push writes.
+    let pushed = project.build(&project.layout_target(), true).unwrap();
+    assert_eq!(digests(&pushed), digests(&local));
+}
+
+/// An output layout or a layout base that is a symlink (or reached through a symlink
+/// out of the project) is refused before anything is built, naming its key in the
+/// config file the user gave.
+#[test]
+fn symlinked_layouts_are_refused_by_key() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let project = Project::new("127.0.0.1:5000/team/app", FOUR, "output = \"oci-layout:dist/oci\"", APP);
+    app_files(&project);
+    std::os::unix::fs::symlink(elsewhere.path(), project.root().join("dist/oci")).unwrap();
+    let err = project.preflight(true).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string().starts_with("castoff.toml (key `image.output`): the OCI layout dist/oci is a symlink"),
+        "{err}"
+    );
+    assert!(fs_is_empty(elsewhere.path()));
+
+    let base = Project::new(
+        "127.0.0.1:5000/team/app",
+        r#"["linux/amd64"]"#,
+        "",
+        &format!("base = \"oci-layout:base\"\n{APP}"),
+    );
+    app_files(&base);
+    testkit::images::oci_layout_image(elsewhere.path(), "amd64", "linux/amd64");
+    std::os::unix::fs::symlink(elsewhere.path(), base.root().join("base")).unwrap();
+    let err = base.preflight(true).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("(key `image.native.base`): the OCI layout base is a symlink"), "{err}");
+}
+
+fn fs_is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+/// Errors about the configuration name the file the user gave (`--config`).
+#[test]
+fn build_errors_name_the_given_config_file() {
+    let mut project = Project::new("app", r#"["linux/amd64"]"#, "", "files = [{ src = \"{variant}\", dst = \"/x\" }]");
+    let target = Target::Registry(Client::new(ClientOptions::default()).into());
+    let job = &project.jobs()[0];
+    let cancel = AtomicBool::new(false);
+    let build = |project: &Project| {
+        let ctx = BuildContext {
+            root: project.root(),
+            shown_config: Path::new("conf/other.toml"),
+            network: NetworkConfig::default(),
+            image: &project.image,
+            version: &project.version,
+            target: &target,
+            push: false,
+            cancel: &cancel,
+            log: &|_: &str| {},
+        };
+        Native.build(job, &ctx).unwrap_err().to_string()
+    };
+    let text = build(&project);
+    assert!(text.starts_with("conf/other.toml (key `image.native.files.src`)"), "{text}");
+    project.image.build.native = None;
+    let text = build(&project);
+    assert!(text.contains("an [image.native] table in conf/other.toml"), "{text}");
+}
+
 #[test]
 fn plan_says_what_would_happen() {
     let project = Project::new("127.0.0.1:5000/team/app", r#"["linux/arm/v7"]"#, "", APP);
@@ -378,7 +477,31 @@ fn a_layout_base_is_picked_per_platform() {
         assert_eq!(config["history"].as_array().unwrap().len(), 2);
         // The base's Cmd gives way to the configured entrypoint.
         assert!(config["config"].get("Cmd").is_none());
+        // Over a base, the layer adds files only: a directory entry would replace the
+        // base's own (its mode and owner) when the layers are stacked.
+        let ours: Digest = manifest["layers"][1]["digest"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            layer_paths(&layout.blob_path(&ours)),
+            ["usr/local/bin/app", "usr/share/doc/app/README.md"],
+            "{}",
+            job.platform
+        );
     }
+
+    // The same files over scratch list their parent directories; a different layer,
+    // so the cache keeps the two apart.
+    let scratch =
+        Project::new("127.0.0.1:5000/team/app", r#"["linux/amd64"]"#, "output = \"oci-layout:dist/oci\"", APP);
+    app_files(&scratch);
+    let scratch_target = scratch.layout_target();
+    let built = scratch.build(&scratch_target, true).unwrap();
+    let Target::Layout(scratch_layout) = &scratch_target else { unreachable!() };
+    let manifest: Value =
+        serde_json::from_slice(&scratch_layout.read_blob(built[0].digest.as_ref().unwrap(), 1 << 20).unwrap()).unwrap();
+    let layer: Digest = manifest["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
+    let paths = layer_paths(&scratch_layout.blob_path(&layer));
+    assert!(paths.contains(&"usr/local/bin/".to_string()), "{paths:?}");
+    assert!(paths.contains(&"usr/share/doc/app/".to_string()), "{paths:?}");
 }
 
 /// Four platforms into a real registry, then again with nothing changed (HEAD only),
