@@ -21,6 +21,7 @@ mod git;
 pub mod image;
 pub mod init;
 pub mod manifest;
+pub mod nuget;
 mod placeholders;
 pub mod platform;
 pub mod project;

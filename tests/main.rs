@@ -15,6 +15,8 @@ mod init;
 mod makefile_flow;
 mod manifest;
 mod native;
+mod nuget_publish;
+mod nuget_pack;
 mod prerelease;
 mod recovery;
 mod safety;

@@ -6,7 +6,9 @@
 //! sees, with every default filled in and every path checked to stay inside the project.
 
 mod build;
+mod feed;
 mod image;
+mod package;
 
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -16,7 +18,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use build::{BuildConfig, BuilderKind, NativeBase, NativeConfig, NativeFile, OutputTarget};
+pub use feed::{FeedConfig, FeedKind, FeedSymbols, DEFAULT_FEED_DIR};
 pub use image::ImageConfig;
+pub use package::PackageConfig;
 
 use crate::error::{Error, Location, Result};
 use crate::placeholders::{self, TemplateError};
@@ -29,6 +33,11 @@ pub struct Config {
     pub version: VersionConfig,
     /// `[image]`: absent when the project builds no container images.
     pub image: Option<ImageConfig>,
+    /// `[[package]]`: the NuGet packages to pack, in file order.
+    pub packages: Vec<PackageConfig>,
+    /// `[[feed]]`: where packages are published, in file order (none: the embedded
+    /// default folder feed).
+    pub feeds: Vec<FeedConfig>,
     pub network: NetworkConfig,
 }
 
@@ -81,6 +90,8 @@ impl Default for Config {
                 tag: "v{version}".into(),
             },
             image: None,
+            packages: Vec::new(),
+            feeds: Vec::new(),
             network: NetworkConfig::default(),
         }
     }
@@ -92,6 +103,10 @@ struct RawConfig {
     #[serde(default)]
     version: RawVersion,
     image: Option<image::RawImage>,
+    #[serde(default)]
+    package: Vec<package::RawPackage>,
+    #[serde(default)]
+    feed: Vec<feed::RawFeed>,
     #[serde(default)]
     network: RawNetwork,
 }
@@ -130,7 +145,19 @@ impl Config {
         };
         let image = raw.image.map(|raw| ImageConfig::from_raw(raw, &at)).transpose()?;
         let network = network(raw.network, &at)?;
-        Ok(Config { version: VersionConfig { file, sources, exclude, tag }, image, network })
+        let packages = raw
+            .package
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| PackageConfig::from_raw(raw, index, &at))
+            .collect::<Result<Vec<_>>>()?;
+        let mut feeds: Vec<FeedConfig> = Vec::new();
+        for (index, raw) in raw.feed.into_iter().enumerate() {
+            let feed = FeedConfig::from_raw(raw, index, &feeds, &at)?;
+            feeds.push(feed);
+        }
+        feed::check_symbols_feeds(&feeds)?;
+        Ok(Config { version: VersionConfig { file, sources, exclude, tag }, image, packages, feeds, network })
     }
 }
 

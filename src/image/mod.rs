@@ -276,7 +276,9 @@ pub fn run(project: &Project, options: BuildOptions) -> Result<BuildOutcome> {
         _ => Target::Registry(Box::new(client(project, image))),
     };
     // Preflight the registry (reachable, credentials accepted) before minutes of building.
-    if let (Target::Registry(client), Some(first), true) = (&target, jobs.first(), push) {
+    // The native builder asks the registry first thing anyway.
+    let asks_first = builder.kind() == BuilderKind::Native;
+    if let (Target::Registry(client), Some(first), true, false) = (&target, jobs.first(), push, asks_first) {
         client.head_manifest(&first.reference)?;
     }
 

@@ -327,7 +327,7 @@ impl Client {
         size: u64,
         body: &mut dyn Read,
     ) -> Result<(), RegistryError> {
-        self.push(repository, digest, size, &mut OneShot { reader: body })
+        self.push(repository, digest, size, &mut OneShot { reader: body }, true)
     }
 
     /// [`Client::push_blob`] for a body that can seek: a failed upload is retried as a
@@ -340,7 +340,20 @@ impl Client {
         body: &mut (impl Read + Seek),
     ) -> Result<(), RegistryError> {
         let start = body.stream_position().ok();
-        self.push(repository, digest, size, &mut Seekable { reader: body, start })
+        self.push(repository, digest, size, &mut Seekable { reader: body, start }, true)
+    }
+
+    /// [`Client::push_blob_seekable`] for a caller that has just asked [`Client::has_blob`]
+    /// itself (to avoid work when the blob is there): no second HEAD.
+    pub fn upload_blob_seekable(
+        &self,
+        repository: &Reference,
+        digest: &Digest,
+        size: u64,
+        body: &mut (impl Read + Seek),
+    ) -> Result<(), RegistryError> {
+        let start = body.stream_position().ok();
+        self.push(repository, digest, size, &mut Seekable { reader: body, start }, false)
     }
 
     /// HTTP requests sent so far, retries and token fetches included.
@@ -418,8 +431,9 @@ impl Client {
         digest: &Digest,
         size: u64,
         body: &mut dyn Source,
+        check_first: bool,
     ) -> Result<(), RegistryError> {
-        if self.has_blob(repository, digest)? {
+        if check_first && self.has_blob(repository, digest)? {
             return Ok(());
         }
         let target = self.target(repository, vec![push_scope(&repository.repository)])?;

@@ -1,6 +1,7 @@
 //! Registries: image references, credentials (docker config and credential helpers),
 //! the OCI distribution client, its authentication and its retry policy. Only this
-//! module and `nuget` speak HTTP.
+//! module and `nuget` speak HTTP; `nuget` shares `retry` and the policy pieces of
+//! `transport` (the agent, scheme policy, redirect resolution, scrubbing).
 
 mod auth;
 mod challenge;
@@ -10,10 +11,10 @@ mod client_tests;
 mod credentials;
 mod encoding;
 pub mod reference;
-mod retry;
+pub(crate) mod retry;
 #[cfg(test)]
 mod testserver;
-mod transport;
+pub(crate) mod transport;
 
 pub use client::{Client, ClientOptions, Fetched, Found, RegistryError, RetryPolicy};
 pub use reference::Reference;

@@ -177,16 +177,8 @@ pub(crate) struct Transport {
 
 impl Transport {
     pub fn new(options: &ClientOptions) -> Transport {
-        let config = Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_connect(Some(options.timeout))
-            .timeout_per_read(Some(options.timeout))
-            .timeout_per_write(Some(options.timeout))
-            .user_agent(concat!("castoff/", env!("CARGO_PKG_VERSION")))
-            .build();
         Transport {
-            agent: Agent::new_with_config(config),
+            agent: agent(options.timeout, options.timeout),
             insecure: options.insecure_registries.iter().map(|entry| normalise_insecure_entry(entry)).collect(),
             retry: options.retry.clone(),
             requests: AtomicUsize::new(0),
@@ -299,6 +291,22 @@ impl Transport {
     }
 }
 
+/// castoff's ureq agent: statuses are answers, not errors, and redirects are never
+/// followed by ureq (the caller decides, so credentials stay with their origin).
+/// Shared by the registry client and the NuGet feeds so both speak HTTP alike; `io` is
+/// the limit on each read and write once connected.
+pub(crate) fn agent(connect: Duration, io: Duration) -> Agent {
+    let config = Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_connect(Some(connect))
+        .timeout_per_read(Some(io))
+        .timeout_per_write(Some(io))
+        .user_agent(concat!("castoff/", env!("CARGO_PKG_VERSION")))
+        .build();
+    Agent::new_with_config(config)
+}
+
 /// Send `request` once with ureq. Its `Authorization` goes only to its own origin.
 fn run(agent: &Agent, request: &mut Request<'_>) -> Result<http::Response<ureq::Body>, ureq::Error> {
     let mut builder = http::Request::builder().method(request.method.as_str()).uri(request.url.clone());
@@ -327,8 +335,17 @@ fn run(agent: &Agent, request: &mut Request<'_>) -> Result<http::Response<ureq::
 /// ureq's error as a network failure, retryable when it is the kind of trouble that
 /// passes: refused or reset connections, timeouts, truncated or garbled responses.
 fn network_error(error: ureq::Error, url: &Uri) -> SendError {
+    if let ureq::Error::Http(e) = &error {
+        return SendError::Fatal(protocol(url, format!("cannot build the request: {e}")));
+    }
+    SendError::Network { retryable: is_retryable(&error), message: scrub(&error.to_string()) }
+}
+
+/// Whether trying again may help after `error`: refused or reset connections, timeouts,
+/// truncated or garbled responses.
+pub(crate) fn is_retryable(error: &ureq::Error) -> bool {
     use std::io::ErrorKind;
-    let retryable = match &error {
+    match error {
         ureq::Error::Io(e) => matches!(
             e.kind(),
             ErrorKind::ConnectionRefused
@@ -343,13 +360,11 @@ fn network_error(error: ureq::Error, url: &Uri) -> SendError {
         ),
         ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => true,
         ureq::Error::BodyStalled => true,
-        ureq::Error::Http(e) => return SendError::Fatal(protocol(url, format!("cannot build the request: {e}"))),
         _ => false,
-    };
-    SendError::Network { message: scrub(&error.to_string()), retryable }
+    }
 }
 
-fn is_redirect(status: u16) -> bool {
+pub(crate) fn is_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 

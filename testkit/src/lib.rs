@@ -13,8 +13,11 @@ pub mod buildx;
 pub mod docker;
 pub mod dockerd;
 pub mod images;
+pub mod nuget_exe;
 pub mod programs;
+pub mod pynuget;
 pub mod registry;
+pub mod v3feed;
 
 use tempfile::TempDir;
 

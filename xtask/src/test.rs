@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::prereqs::ensure_programs;
+use crate::prereqs::{ensure_nuget_tools, ensure_programs};
 
 /// (program, Debian package) pairs the integration tests drive: temporary repos are real
 /// git repos, registries are real CNCF distribution processes (tests/support/registry.rs,
@@ -11,7 +11,8 @@ use crate::prereqs::ensure_programs;
 /// present already (docker 28 in /usr/local/bin); docker.io only fills in when it is not.
 /// `castoff build` runs real builders: a private dockerd per test process (docker.io, whose
 /// /usr/bin/docker 20.10 client builds with BuildKit; check for `dockerd`, since a `docker`
-/// on PATH proves nothing about docker.io), buildah and podman.
+/// on PATH proves nothing about docker.io), buildah and podman. The NuGet tests' tools
+/// (mono, NuGet.exe, pynuget) are installed by [`ensure_nuget_tools`].
 const TEST_PROGRAMS: &[(&str, &str)] = &[
     ("git", "git"),
     ("docker-registry", "docker-registry"),
@@ -25,6 +26,7 @@ const TEST_PROGRAMS: &[(&str, &str)] = &[
 
 pub fn run(extra: &[String]) -> Result<()> {
     ensure_programs(TEST_PROGRAMS)?;
+    ensure_nuget_tools()?;
     let root = crate::workspace_root();
     let mut args = vec!["test".to_string(), "--workspace".into(), "--locked".into()];
     args.extend(extra.iter().cloned());

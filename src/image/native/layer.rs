@@ -33,9 +33,12 @@ use crate::error::{Error, IoContext, Result};
 use crate::image::layout::DigestWriter;
 use crate::sources::stamp::Stamp;
 
-/// gzip level: 6, zlib's own default, the usual balance of size and speed that docker
-/// and buildah also use for layers.
-pub const GZIP_LEVEL: u32 = 6;
+/// gzip level 3. Deflate is nearly all of a cold build's CPU (87% at level 6, by
+/// `perf`); level 3 saves about a third of that for layers a few percent larger (a
+/// 20 MB binary: 392 ms and 8.5 MB against 576 ms and 8.2 MB at level 6). Layers are
+/// compressed once and then cached, so speed matters on the first build of every
+/// release, and the size difference is small next to the base images they sit on.
+pub const GZIP_LEVEL: u32 = 3;
 
 /// Mode of the directory entries the layer adds for each file's parents.
 const DIR_MODE: u32 = 0o755;

@@ -51,7 +51,7 @@ pub fn to_registry(
             return Ok(Outcome::CorruptCache);
         }
         let mut file = File::open(&layer.path).with_path("open", &layer.path)?;
-        client.push_blob_seekable(target, &layer.layer.digest, layer.layer.size, &mut file)?;
+        client.upload_blob_seekable(target, &layer.layer.digest, layer.layer.size, &mut file)?;
         (ctx.log)(&format!("pushed layer {}", layer.layer.digest));
     }
     client.push_blob_seekable(

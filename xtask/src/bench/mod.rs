@@ -5,6 +5,7 @@
 mod build;
 mod manifest;
 mod measure;
+mod nuget;
 mod sources;
 
 use anyhow::{Context, Result};
@@ -33,6 +34,8 @@ enum Group {
     Manifest,
     /// The native builder against buildah: 4 platforms × a 20 MB file, cold and unchanged.
     Build,
+    /// NuGet: push to pynuget against curl, peak RSS, pack against NuGet.exe (mono).
+    Nuget,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -45,6 +48,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if args.group.is_none() || args.group == Some(Group::Build) {
         build::run(&castoff, &args)?;
+    }
+    if args.group.is_none() || args.group == Some(Group::Nuget) {
+        nuget::run(&castoff, &args)?;
     }
     Ok(())
 }
