@@ -228,6 +228,18 @@ fn bad_input_exits_2_and_writes_nothing() {
             mentions: &["`lib/**` matches no file"],
         },
         Case {
+            // A directory on the way that leads out of the project (`lib -> elsewhere`):
+            // the files below it must not be packed and published.
+            name: "a symlinked directory out of the project",
+            setup: |repo| {
+                let outside = repo.path().with_extension("outside");
+                std::fs::rename(repo.join("nuget/lib"), &outside).expect("move lib out");
+                std::os::unix::fs::symlink(&outside, repo.join("nuget/lib")).expect("symlink lib");
+            },
+            loc: nuspec.line(10),
+            mentions: &["outside the project"],
+        },
+        Case {
             name: "unknown symbols format",
             setup: |repo| repo.write("castoff.toml", format!("{CONFIG}symbols = \"pdb\"\n")),
             loc: Loc::file("castoff.toml").line(6).key("package[0].symbols"),

@@ -316,6 +316,19 @@ fn check_name(name: &str) -> Check<()> {
 /// An environment variable's name. The value is never echoed: a user who pasted the
 /// key itself here must not see it printed back (in CI logs, say).
 fn check_env_name(env: &str) -> Check<()> {
+    // A long name in lower case with digits is far more likely a pasted key (nuget.org
+    // keys are `oy2` and 43 such characters) than a variable: refuse it, and never
+    // repeat it, since it may be the secret itself.
+    let lower = env.chars().filter(char::is_ascii_lowercase).count();
+    let looks_like_key = env.len() >= 24 && lower * 2 > env.len() && env.chars().any(|c| c.is_ascii_digit());
+    if looks_like_key {
+        return Err((
+            "`api_key_env` looks like an API key, not the name of an environment variable".into(),
+            "put the key in an environment variable and write its name here, e.g. api_key_env = \"NUGET_API_KEY\"; \
+             if that was a real key, revoke it: castoff.toml is committed"
+                .into(),
+        ));
+    }
     let ok = env.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     match ok {
@@ -337,6 +350,14 @@ fn place(url: &str) -> Check<Place> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Ok(Place::Path(PathBuf::from(url)));
     };
+    // Credentials in the URL would be printed wherever the URL is; the URL is not
+    // repeated here for the same reason.
+    if rest.split(['/', '?', '#']).next().is_some_and(|authority| authority.contains('@')) {
+        return Err((
+            "the feed URL carries credentials (`user:password@`)".into(),
+            "remove them from the URL and give the key through api_key_env; castoff.toml is committed".into(),
+        ));
+    }
     match scheme.to_ascii_lowercase().as_str() {
         "http" | "https" => {
             let uri: Uri = url.parse().map_err(|e| {
@@ -464,6 +485,23 @@ mod tests {
         let location = err.location().unwrap_or_else(|| panic!("no location: {err}"));
         let shown = format!("{err} / hint: {}", err.hint().unwrap_or_default());
         (location.key.clone().unwrap_or_default(), location.line.unwrap_or(0), shown)
+    }
+
+    /// A pasted key or a URL with a password is refused without being repeated.
+    #[test]
+    fn secrets_in_the_file_are_refused_and_not_echoed() {
+        let key = "oy2abcdefghijklmnopqrstuvwxyz0123456789abcdefg";
+        let err = parse(&format!(
+            "[[feed]]\nname = \"f\"\nurl = \"https://nuget.example.com/v3/index.json\"\napi_key_env = \"{key}\"\n"
+        ))
+        .unwrap_err();
+        let shown = format!("{err} {}", err.hint().unwrap_or_default());
+        assert!(shown.contains("looks like an API key") && !shown.contains(key), "{shown}");
+        let err = parse("[[feed]]\nname = \"f\"\nurl = \"https://me:hunter2@nuget.example.com/v3/index.json\"\n")
+            .unwrap_err();
+        let shown = format!("{err} {}", err.hint().unwrap_or_default());
+        assert!(shown.contains("credentials") && !shown.contains("hunter2"), "{shown}");
+        assert!(feed("url = \"https://nuget.example.com/v3/index.json\"\napi_key_env = \"NUGET_API_KEY_2\"").is_ok());
     }
 
     #[test]

@@ -237,24 +237,21 @@ fn literal(
 }
 
 /// The size of a regular file (or of the file a symlink inside the project points
-/// to); `None` for anything else. A symlink out of the project is an error.
+/// to); `None` for anything else. Whatever leads out of the project is an error: a
+/// symlink at the file itself, or at any directory on the way (`bin -> /elsewhere`), so
+/// the path is always resolved and checked, not only when its last part is a link.
 fn regular_file(real_root: &Path, path: &Path, rel: &str, spec: &FileSpec) -> Result<Option<u64>> {
-    let meta = fs::symlink_metadata(path).with_path("inspect", path)?;
-    let meta = if meta.file_type().is_symlink() {
-        let target = fs::canonicalize(path).map_err(|_| {
-            Error::invalid(spec.at.clone(), format!("`{rel}` is a broken symlink"), "fix or remove the link")
-        })?;
-        if !target.starts_with(real_root) {
-            return Err(Error::invalid(
-                spec.at.clone(),
-                format!("`{rel}` is a symlink to {}, outside the project", target.display()),
-                "castoff packs only files inside the project; copy the file in, or exclude the link",
-            ));
-        }
-        fs::metadata(&target).with_path("inspect", &target)?
-    } else {
-        meta
-    };
+    let resolved = fs::canonicalize(path).map_err(|_| {
+        Error::invalid(spec.at.clone(), format!("`{rel}` is a broken symlink"), "fix or remove the link")
+    })?;
+    if !resolved.starts_with(real_root) {
+        return Err(Error::invalid(
+            spec.at.clone(),
+            format!("`{rel}` resolves to {}, outside the project", resolved.display()),
+            "castoff packs only files inside the project; copy the file in, or exclude the link",
+        ));
+    }
+    let meta = fs::metadata(&resolved).with_path("inspect", &resolved)?;
     if !meta.is_file() {
         return Ok(None);
     }

@@ -29,7 +29,10 @@ pub struct Packed {
     /// The nupkg, absolute.
     pub nupkg: PathBuf,
     /// SHA-512 of the nupkg, base64 (NuGet's own package hash form).
-    pub sha512: String,
+    /// `None` for packages found already packed (`pack::existing`): hashing a 200 MB
+    /// package costs about as much as uploading it, so a feed computes it only when it
+    /// needs it (a 409 read-back, a folder feed).
+    pub sha512: Option<String>,
     /// The nupkg's size in bytes.
     pub size: u64,
     pub symbols: Option<SymbolsFile>,

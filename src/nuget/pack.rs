@@ -192,7 +192,7 @@ pub fn existing(project: &Project) -> Result<Option<PackOutcome>> {
             Some((kind, path)) => Some((*kind, File::open(path).with_path("read", path)?, path.clone())),
             None => None,
         };
-        packages.push(check(project, &id, &expected, (main_file, nupkg), symbols_file)?);
+        packages.push(check(project, &id, &expected, (main_file, nupkg), symbols_file, false)?);
     }
     Ok(Some(PackOutcome { packages, dry_run: false, warnings: Vec::new(), root: project.root.clone() }))
 }
@@ -424,7 +424,8 @@ fn write_all(project: &Project, plans: &[Plan<'_>], dry_run: bool, created: &mut
             }
             _ => None,
         };
-        packed.push(check(project, &plan.nuspec.id.value, &plan.version, (main_file, main.path.clone()), symbols)?);
+        let file = (main_file, main.path.clone());
+        packed.push(check(project, &plan.nuspec.id.value, &plan.version, file, symbols, true)?);
     }
     for (files, _) in pending {
         for written in files {
@@ -479,10 +480,11 @@ fn check(
     version: &NugetVersion,
     (mut main_file, main_path): (File, PathBuf),
     symbols: Option<(SymbolsKind, File, PathBuf)>,
+    hash: bool,
 ) -> Result<Packed> {
     let shown = |path: &Path| path.strip_prefix(&project.root).unwrap_or(path).to_path_buf();
     let size = main_file.metadata().with_path("inspect", &main_path)?.len();
-    let sha512 = validate::sha512(&mut main_file, &main_path)?;
+    let sha512 = if hash { Some(validate::sha512(&mut main_file, &main_path)?) } else { None };
     main_file.seek(SeekFrom::Start(0)).with_path("read", &main_path)?;
     let main: Checked = validate::open(main_file, &shown(&main_path), id, version)?;
     let symbols = match symbols {
@@ -610,7 +612,7 @@ mod tests {
             Some((SymbolsKind::Snupkg, snupkg.clone()))
         );
         assert_eq!(packed.size, fs::metadata(&nupkg).unwrap().len());
-        assert_eq!(packed.sha512.len(), 88, "{}", packed.sha512);
+        assert_eq!(packed.sha512.as_deref().map(str::len), Some(88), "{:?}", packed.sha512);
         assert_eq!(
             outcome.human(),
             [
@@ -765,7 +767,8 @@ mod tests {
         assert!(existing(&project).unwrap().is_none());
         let packed = pack(&project, &PackOptions::default()).unwrap();
         let found = existing(&project).unwrap().expect("packed");
-        assert_eq!(found.packages[0].sha512, packed.packages[0].sha512);
+        assert_eq!(found.packages[0].sha512, None, "found packages are hashed only when a feed needs it");
+        assert!(packed.packages[0].sha512.is_some());
         assert_eq!(found.packages[0].nupkg, packed.packages[0].nupkg);
         // A snupkg swapped for a broken file is an error, not "missing".
         fs::write(dir.path().join("dist/nuget/App.1.2.3.snupkg"), b"not a zip").unwrap();

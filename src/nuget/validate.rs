@@ -15,8 +15,6 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use sha2::{Digest, Sha512};
 use zip::ZipArchive;
 
 use super::ident::{same_id, NugetVersion};
@@ -230,16 +228,7 @@ fn entry_prefix(checked: &mut Checked, name: &str) -> Result<Vec<u8>> {
 /// SHA-512 of a file, base64: NuGet's package hash (`.nupkg.sha512`, feeds' hashes).
 pub fn sha512(file: &mut File, path: &Path) -> Result<String> {
     file.seek(SeekFrom::Start(0)).with_path("read", path)?;
-    let mut hasher = Sha512::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer).with_path("read", path)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(base64::engine::general_purpose::STANDARD.encode(hasher.finalize()))
+    super::feed::sha512_reader(&mut *file).with_path("read", path)
 }
 
 #[cfg(test)]

@@ -122,7 +122,9 @@ impl FeedHttp {
         loop {
             let (at, response) = self.send("GET", url, None, "application/octet-stream, */*")?;
             let status = response.status().as_u16();
-            if matches!(status, 404 | 405 | 410 | 501) {
+            // Read-backs carry no key: a feed that wants one to read (401/403) simply
+            // cannot show its copy, which is not an error.
+            if matches!(status, 401 | 403 | 404 | 405 | 410 | 501) {
                 return Ok(Download::Missing(status));
             }
             if !(200..300).contains(&status) {

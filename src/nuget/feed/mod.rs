@@ -154,7 +154,7 @@ pub(crate) enum Route {
 pub(crate) enum Landed {
     Pushed,
     /// An earlier attempt whose answer was lost had pushed it (a retry got 409, and
-    /// the feed holds the same bytes).
+    /// the feed holds the same bytes or cannot show them).
     PushedEarlier,
     AlreadyThere(Compared),
 }
@@ -281,9 +281,12 @@ impl Feed {
             None => Compared::NotReadable("symbol packages cannot be read back from a feed".into()),
             Some(read_back) => self.compare(http, upload, &read_back)?,
         };
+        // After a lost answer, a 409 most likely means our own earlier attempt landed;
+        // unless the feed proved otherwise (a different digest is an error above), the
+        // symbols must still follow, or they would be skipped on every later run too.
         match (compared, answer.retried) {
-            (Compared::Same, true) => Ok(Landed::PushedEarlier),
-            (compared, _) => Ok(Landed::AlreadyThere(compared)),
+            (_, true) => Ok(Landed::PushedEarlier),
+            (compared, false) => Ok(Landed::AlreadyThere(compared)),
         }
     }
 

@@ -75,7 +75,7 @@ pub(crate) fn plan(feeds: &[FeedConfig], selected: &[usize], packages: &[Packed]
                     version: package.version.clone(),
                     path: package.nupkg.clone(),
                     filename: file_name(&package.nupkg),
-                    sha512: Some(package.sha512.clone()),
+                    sha512: package.sha512.clone(),
                 },
                 target: index,
                 intent: Intent::Package,
