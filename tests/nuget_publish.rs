@@ -240,6 +240,16 @@ fn an_unset_key_variable_is_rejected_before_anything_happens() {
     assert!(!repo.exists("dist"), "nothing was packed");
 }
 
+/// A feed that wants legacy symbols from a package configured without any is refused
+/// from castoff.toml alone: exit 2, nothing packed, nothing written.
+#[test]
+fn a_feed_asking_for_symbols_the_package_lacks_is_rejected_before_packing() {
+    let repo = project("none", "[[feed]]\nname = \"folder\"\nurl = \"dist/feed\"\nsymbols = \"legacy\"\n");
+    repo.commit_all();
+    assert_rejected(&repo, &["publish"], None, &["feed `folder`", "symbols = \"legacy\"", "package[0]"]);
+    assert!(!repo.exists("dist"), "nothing was packed");
+}
+
 #[test]
 fn an_unreachable_feed_is_named_with_its_url() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -171,6 +171,9 @@ fn publish_with(
     let in_play = in_play(&feeds, &selected);
     let mut warnings = Vec::new();
     let keys = read_keys(&feeds, &in_play, env, options.dry_run, &mut warnings)?;
+    // What the feeds ask of each package's symbols is known from castoff.toml alone:
+    // check it before packing, so a mismatch writes nothing.
+    plan(&feeds, &selected, &configured(project))?;
     let (packages, packed) = packages()?;
     if packages.is_empty() {
         return Err(Error::usage(
@@ -199,6 +202,24 @@ fn publish_with(
             .collect::<Vec<_>>()
     });
     finish(results, &plans, &feeds, packed, default_feed, warnings)
+}
+
+/// Stand-ins for the configured packages, as far as castoff.toml describes them (the
+/// symbols format), for checking the feeds' demands before anything is packed.
+fn configured(project: &Project) -> Vec<Packed> {
+    let dir = project.root.join("dist/nuget");
+    (project.config.packages.iter().enumerate())
+        .map(|(index, config)| Packed {
+            id: format!("package[{index}]"),
+            version: "(in castoff.toml)".into(),
+            nupkg: dir.join(format!("package{index}.nupkg")),
+            sha512: None,
+            size: 0,
+            symbols: config
+                .symbols
+                .map(|kind| super::SymbolsFile { kind, path: dir.join(format!("package{index}.symbols")) }),
+        })
+        .collect()
 }
 
 /// The feeds to push to: all, or those named with `--feed`.
