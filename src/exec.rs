@@ -148,17 +148,7 @@ impl Command {
     /// here; see [`Command::run_checked`].
     #[allow(clippy::disallowed_methods)] // the one place allowed to start processes
     pub fn run(&self) -> Result<Output, ExecError> {
-        let mut expression = duct::cmd(&self.program, &self.args).stdout_capture().stderr_capture().unchecked();
-        for (key, value, _) in &self.env {
-            expression = expression.env(key, value);
-        }
-        if let Some(dir) = &self.dir {
-            expression = expression.dir(dir);
-        }
-        expression = match &self.stdin {
-            Some(bytes) => expression.stdin_bytes(bytes.clone()),
-            None => expression.stdin_null(),
-        };
+        let expression = self.with_setup(duct::cmd(&self.program, &self.args).stdout_capture().stderr_capture());
         match expression.run() {
             Ok(output) => Ok(Output { code: output.status.code(), stdout: output.stdout, stderr: output.stderr }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -166,6 +156,23 @@ impl Command {
             }
             Err(source) => Err(ExecError::Spawn { command: self.to_string(), source }),
         }
+    }
+
+    /// `expression` with this command's environment, directory and stdin (none: the
+    /// null device, so a child never waits on castoff's terminal); exit codes are
+    /// judged by the caller.
+    fn with_setup(&self, mut expression: duct::Expression) -> duct::Expression {
+        for (key, value, _) in &self.env {
+            expression = expression.env(key, value);
+        }
+        if let Some(dir) = &self.dir {
+            expression = expression.dir(dir);
+        }
+        let expression = match &self.stdin {
+            Some(bytes) => expression.stdin_bytes(bytes.clone()),
+            None => expression.stdin_null(),
+        };
+        expression.unchecked()
     }
 
     /// Run, and turn a non-zero exit into an error carrying the tail of stderr.
@@ -184,21 +191,11 @@ impl Command {
     /// group for that, which is also why Ctrl-C is relayed through [`interrupt`].
     #[allow(clippy::disallowed_methods)] // the one place allowed to start processes
     pub fn run_streaming(&self, cancel: &AtomicBool, on_line: &(dyn Fn(&str) + Sync)) -> Result<Output, ExecError> {
-        let mut expression =
-            duct::cmd(&self.program, &self.args).stderr_to_stdout().unchecked().before_spawn(|child| {
+        let expression =
+            self.with_setup(duct::cmd(&self.program, &self.args).stderr_to_stdout().before_spawn(|child| {
                 child.process_group(0);
                 Ok(())
-            });
-        for (key, value, _) in &self.env {
-            expression = expression.env(key, value);
-        }
-        if let Some(dir) = &self.dir {
-            expression = expression.dir(dir);
-        }
-        expression = match &self.stdin {
-            Some(bytes) => expression.stdin_bytes(bytes.clone()),
-            None => expression.stdin_null(),
-        };
+            }));
         STREAMING.fetch_add(1, Ordering::SeqCst);
         let _running = Running;
         let handle = match expression.reader() {

@@ -269,10 +269,7 @@ mod tests {
         ];
         for (text, key, line, hint) in cases {
             let err = parse(text).unwrap_err();
-            let location = err.location().unwrap_or_else(|| panic!("{text}: {err}"));
-            assert_eq!(location.key.as_deref(), Some(key), "{text}: {err}");
-            assert_eq!(location.line, Some(line), "{text}: {err}");
-            assert!(err.hint().unwrap_or_default().contains(hint), "{text}: {:?}", err.hint());
+            crate::config::tests::assert_located(&err, text, key, line, hint);
         }
     }
 }

@@ -402,8 +402,17 @@ pub fn locate(start: &Path, explicit: Option<&Path>) -> Result<Located> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// `err` (from parsing `text`) names `key` at `line` and its hint mentions `hint`:
+    /// the contract every config table's errors keep.
+    pub(crate) fn assert_located(err: &Error, text: &str, key: &str, line: usize, hint: &str) {
+        let location = err.location().unwrap_or_else(|| panic!("{text}: {err}"));
+        assert_eq!(location.key.as_deref(), Some(key), "{text}: {err}");
+        assert_eq!(location.line, Some(line), "{text}: {err}");
+        assert!(err.hint().unwrap_or_default().contains(hint), "{text}: {:?}", err.hint());
+    }
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, Path::new("castoff.toml"))

@@ -173,6 +173,12 @@ pub trait Builder: Sync {
     /// Build `job` and put it in the target (unless `ctx.push` is false).
     fn build(&self, job: &Job, ctx: &BuildContext<'_>) -> Result<Built>;
 
+    /// Whether a build takes long enough that the registry should be checked before it
+    /// starts. A builder that asks the registry first thing anyway says no.
+    fn slow(&self) -> bool {
+        true
+    }
+
     /// Whether [`Builder::build_together`] is supported (buildx `--single-build`).
     fn builds_together(&self) -> bool {
         false
@@ -276,9 +282,7 @@ pub fn run(project: &Project, options: BuildOptions) -> Result<BuildOutcome> {
         _ => Target::Registry(Box::new(client(project, image))),
     };
     // Preflight the registry (reachable, credentials accepted) before minutes of building.
-    // The native builder asks the registry first thing anyway.
-    let asks_first = builder.kind() == BuilderKind::Native;
-    if let (Target::Registry(client), Some(first), true, false) = (&target, jobs.first(), push, asks_first) {
+    if let (Target::Registry(client), Some(first), true, true) = (&target, jobs.first(), push, builder.slow()) {
         client.head_manifest(&first.reference)?;
     }
 

@@ -40,6 +40,11 @@ impl Builder for Native {
         BuilderKind::Native
     }
 
+    /// Its first step is a HEAD of each platform's tag: no separate registry check.
+    fn slow(&self) -> bool {
+        false
+    }
+
     /// `[image.native]` is configured, every file exists for every platform, the
     /// destinations fit together, and an OCI layout base has an image for each platform.
     fn preflight(&self, jobs: &[Job], ctx: &Preflight<'_>) -> Result<()> {

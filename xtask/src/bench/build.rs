@@ -36,6 +36,7 @@ use serde_json::Value;
 use testkit::buildah::ContainerStorage;
 use testkit::registry::{Registry, Request};
 
+use super::data::BinaryLike;
 use super::measure::{ms, print_table, Row, Timing};
 use super::BenchArgs;
 use crate::prereqs::ensure_programs;
@@ -279,7 +280,7 @@ fn prepare_project(root: &Path) -> Result<()> {
         fs::create_dir_all(&dir)?;
         let path = dir.join("app");
         let mut file = fs::File::create(&path)?;
-        file.write_all(&binary_like(FILE_BYTES, index as u64 + 1))?;
+        file.write_all(&BinaryLike::bytes(index as u64 + 1, FILE_BYTES))?;
         file.set_modified(backdated)?;
         fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     }
@@ -296,29 +297,6 @@ fn write_config(root: &Path, registry: &Registry) -> Result<()> {
         platforms.join(", "),
     );
     fs::write(root.join("castoff.toml"), text).context("writing castoff.toml")
-}
-
-/// Half-compressible, deterministic bytes (see the module comment).
-fn binary_like(size: usize, seed: u64) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let vocabulary: Vec<u64> = (0..256).map(|_| next()).collect();
-    let mut bytes = Vec::with_capacity(size + 4096);
-    while bytes.len() < size {
-        let random_block = next() & 1 == 0;
-        for _ in 0..4096 / 8 {
-            let word = next();
-            let word = if random_block { word } else { vocabulary[(word & 0xff) as usize] };
-            bytes.extend_from_slice(&word.to_le_bytes());
-        }
-    }
-    bytes.truncate(size);
-    bytes
 }
 
 /// `castoff --json build` in `root`, its JSON; fails unless it exits 0.

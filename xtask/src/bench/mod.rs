@@ -3,6 +3,7 @@
 //! figures go into the issue notes.
 
 mod build;
+mod data;
 mod manifest;
 mod measure;
 mod nuget;

@@ -32,6 +32,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use testkit::nuget_exe::NugetExe;
 use testkit::pynuget::Pynuget;
 
+use super::data::BinaryLike;
 use super::measure::{ms, print_table, time, Row, Timing};
 use super::BenchArgs;
 use crate::prereqs::{ensure_nuget_tools, ensure_programs};
@@ -361,14 +362,7 @@ enum Content {
 
 /// `size` deterministic bytes of `content` (xorshift from `seed`) into `path`.
 fn write_bytes(path: &Path, size: usize, content: Content, seed: u64) -> Result<()> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let vocabulary: Vec<u64> = (0..256).map(|_| next()).collect();
+    let mut data = BinaryLike::new(seed);
     let mut file = std::io::BufWriter::new(fs::File::create(path)?);
     if matches!(content, Content::Pdb) {
         file.write_all(b"BSJB")?;
@@ -377,11 +371,7 @@ fn write_bytes(path: &Path, size: usize, content: Content, seed: u64) -> Result<
     let mut block = Vec::with_capacity(4096);
     while written < size {
         block.clear();
-        let random = matches!(content, Content::Random) || next() & 1 == 0;
-        for _ in 0..4096 / 8 {
-            let word = next();
-            block.extend_from_slice(&(if random { word } else { vocabulary[(word & 0xff) as usize] }).to_le_bytes());
-        }
+        data.block(matches!(content, Content::Random), &mut block);
         let take = block.len().min(size - written);
         file.write_all(&block[..take])?;
         written += take;
