@@ -19,7 +19,7 @@ use semver::{BuildMetadata, Prerelease, Version};
 use serde::Serialize;
 
 /// Which part of the version a bump raises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Major,
