@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use castoff::config::BuilderKind;
 use castoff::image::{self, BuildOptions, ImageStatus, LogSink};
 use castoff::manifest::{self, ManifestOptions, Mode, TagStatus};
-use castoff::{BumpRequest, Error, InitOptions, Project, WriteOptions};
+use castoff::init::{Ci, Scaffold};
+use castoff::release::render::{OutputStyle, Renderer};
+use castoff::{BumpChoice, BumpRequest, Error, InitOptions, Project, Release, ReleaseOptions, StepKind, WriteOptions};
 
 /// Cut multi-arch releases with one command.
 #[derive(Debug, Parser)]
@@ -48,13 +50,22 @@ struct Global {
 enum Command {
     /// Write castoff.toml for this directory, create VERSION 0.1.0 if missing, and record
     /// the source baseline.
+    ///
+    /// With --xtask or --ci, write that scaffold instead (castoff.toml must exist).
     Init {
-        /// Overwrite an existing castoff.toml.
+        /// Overwrite an existing castoff.toml (or scaffold file).
         #[arg(long)]
         force: bool,
         /// Show what would be written; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Write an xtask crate whose `cargo xtask release` runs castoff's release.
+        #[arg(long, conflicts_with = "ci")]
+        xtask: bool,
+        /// Write a CI workflow: a build job per platform, a manifest merge job, a
+        /// publish job.
+        #[arg(long, value_enum, value_name = "CI")]
+        ci: Option<CiKind>,
     },
     /// Print the current version and nothing else.
     Version,
@@ -117,6 +128,30 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Release: bump, build every platform, push the manifests, pack, publish, and
+    /// (with [release] git) commit and tag. Continues an unfinished release.
+    Release {
+        #[command(flatten)]
+        steps: StepArgs,
+        /// Print the plan with every command and URL; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Platforms built at once (default: the number of cores).
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+    },
+    /// Print the steps `castoff release` would run and what each would do.
+    Plan {
+        #[command(flatten)]
+        steps: StepArgs,
+    },
+    /// Print a shell completion script: `castoff completions bash > /etc/bash_completion.d/castoff`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print castoff's man page (roff): `castoff man | man -l -`.
+    Man,
     /// Join the per-platform images into a multi-arch index under every release tag
     /// ([image] tags), push it, and verify each tag.
     Manifest {
@@ -135,6 +170,46 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         from_digests: Option<PathBuf>,
     },
+}
+
+/// Which steps a release runs, and how it picks its version.
+#[derive(Debug, Args)]
+struct StepArgs {
+    /// auto: patch when tracked sources changed; major, minor, patch: always; none:
+    /// release VERSION as it is.
+    #[arg(long, value_name = "LEVEL", default_value = "auto",
+          value_parser = clap::builder::PossibleValuesParser::new(BumpChoice::NAMES))]
+    bump: String,
+    /// Run this step and every one after it.
+    #[arg(long, value_name = "STEP", conflicts_with = "only",
+          value_parser = clap::builder::PossibleValuesParser::new(StepKind::NAMES))]
+    from: Option<String>,
+    /// Run only this step.
+    #[arg(long, value_name = "STEP", value_parser = clap::builder::PossibleValuesParser::new(StepKind::NAMES))]
+    only: Option<String>,
+    /// Push the release commit and tag to [release] remote (with [release] git = true).
+    #[arg(long)]
+    git_push: bool,
+}
+
+impl StepArgs {
+    fn options(&self, dry_run: bool, jobs: Option<u16>) -> ReleaseOptions {
+        let step = |name: &Option<String>| name.as_deref().and_then(|n| n.parse::<StepKind>().ok());
+        ReleaseOptions {
+            bump: BumpChoice::parse(&self.bump).unwrap_or_default(),
+            dry_run,
+            from: step(&self.from),
+            only: step(&self.only),
+            git_push: self.git_push,
+            jobs: jobs.map(usize::from),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CiKind {
+    Github,
+    Gitlab,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -175,6 +250,10 @@ impl Output {
             let mut err = stderr.lock();
             let _ = writeln!(err, "[{platform}] {line}");
         }))
+    }
+
+    fn style(&self) -> OutputStyle {
+        OutputStyle { json: self.json, quiet: self.quiet, verbose: self.verbose }
     }
 
     fn detail(&self, message: &str) {
@@ -296,7 +375,7 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Publish { feeds, dry_run } => {
-            let options = castoff::nuget::publish::PublishOptions { dry_run, feeds };
+            let options = castoff::nuget::publish::PublishOptions { dry_run, feeds, ..Default::default() };
             let outcome = castoff::nuget::publish::publish(&open()?, &options)?;
             outcome.warnings().iter().for_each(|w| output.warn(w));
             output.result(&outcome, |out| outcome.human().iter().try_for_each(|line| writeln!(out, "{line}")))?;
@@ -321,7 +400,52 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
             run_build(&open()?, options, output)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Init { force, dry_run } => {
+        Command::Release { steps, dry_run, jobs } => {
+            let project = open()?;
+            let release = Release::plan(&project, steps.options(dry_run, jobs))?;
+            let renderer = Renderer::new(output.style());
+            match dry_run || output.json {
+                true => renderer.plan(release.steps()).context("writing the plan")?,
+                false => release.steps().headline().iter().for_each(|line| output.note(line)),
+            }
+            let outcome = release.execute(&renderer)?;
+            renderer.finish(&outcome).context("writing the summary")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { steps } => {
+            let project = open()?;
+            let release = Release::plan(&project, steps.options(true, None))?;
+            Renderer::new(output.style()).plan(release.steps()).context("writing the plan")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "castoff", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut out = std::io::stdout().lock();
+            clap_mangen::Man::new(Cli::command()).render(&mut out).context("writing the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init { force, dry_run, xtask, ci } if xtask || ci.is_some() => {
+            let what = match ci {
+                Some(CiKind::Github) => Scaffold::Ci(Ci::Github),
+                Some(CiKind::Gitlab) => Scaffold::Ci(Ci::Gitlab),
+                None => Scaffold::Xtask,
+            };
+            let outcome = castoff::init::scaffold(&open()?, what, InitOptions { force, dry_run })?;
+            output.result(&outcome, |out| {
+                let verb = if outcome.dry_run { "dry run: would write" } else { "wrote" };
+                writeln!(out, "{verb} {}", outcome.written.join(", "))?;
+                if !outcome.kept.is_empty() {
+                    writeln!(out, "kept {}", outcome.kept.join(", "))?;
+                }
+                Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init { force, dry_run, .. } => {
             let outcome = castoff::init(&start, InitOptions { force, dry_run })?;
             output.result(&outcome, |out| {
                 if outcome.dry_run {

@@ -121,6 +121,22 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 
+    /// A release's preflight found things missing (tools, credentials, feeds); all of
+    /// them are listed, and nothing was changed.
+    #[error("the release cannot start; preflight found {} problem(s):\n{}", .0.len(), numbered(.0))]
+    Preflight(Vec<Error>),
+
+    /// A release step failed after earlier ones changed things; the journal records
+    /// what was done, so running the release again continues it.
+    #[error("release step `{step}` failed: {source}")]
+    Step {
+        step: &'static str,
+        /// The journal, relative to the project root.
+        journal: String,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// Another castoff holds the project lock for longer than we are willing to wait.
     #[error("{} is held by another castoff ({holder})", path.display())]
     Locked { path: PathBuf, holder: String },
@@ -153,6 +169,18 @@ impl Error {
                 Some(format!("install {program}, or put it on PATH"))
             }
             Error::Exec(_) => None,
+            Error::Preflight(problems) => Some(
+                problems
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(n, e)| e.hint().map(|hint| format!("{}. {hint}", n + 1)))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            Error::Step { source, journal, .. } => Some(format!(
+                "{}run `castoff release` again to continue: the steps done are recorded in {journal} and will not be redone",
+                source.hint().map(|hint| format!("{hint}; then ")).unwrap_or_default()
+            )),
             Error::Locked { .. } => Some(
                 "wait for the other castoff to finish, or stop it if it is stuck; \
                  the lock is released when its process exits"
@@ -164,6 +192,8 @@ impl Error {
     pub fn location(&self) -> Option<&Location> {
         match self {
             Error::Invalid { location, .. } => Some(location),
+            Error::Preflight(problems) => problems.iter().find_map(Error::location),
+            Error::Step { source, .. } => source.location(),
             _ => None,
         }
     }
@@ -173,6 +203,9 @@ impl Error {
         match self {
             Error::Invalid { .. } | Error::Usage { .. } => 2,
             Error::Registry(e) if e.is_user_error() => 2,
+            // Nothing was changed: as bad input when every problem is one.
+            Error::Preflight(problems) if problems.iter().all(|e| e.exit_code() == 2) => 2,
+            Error::Preflight(_) | Error::Step { .. } => 1,
             Error::Io { .. }
             | Error::Locked { .. }
             | Error::Internal(_)
@@ -181,6 +214,12 @@ impl Error {
             | Error::Failed { .. } => 1,
         }
     }
+}
+
+/// `1. problem\n2. problem`, each with its location when it has one.
+fn numbered(problems: &[Error]) -> String {
+    let lines: Vec<String> = problems.iter().enumerate().map(|(n, e)| format!("  {}. {e}", n + 1)).collect();
+    lines.join("\n")
 }
 
 /// Attach a path and the attempted action to an `io::Result`.

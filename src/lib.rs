@@ -16,6 +16,7 @@
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod faults;
 mod fsutil;
 mod git;
 pub mod image;

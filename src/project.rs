@@ -24,7 +24,8 @@ use crate::version::{self, BumpRequest, ProjectLock, VersionFile};
 pub const CASTOFF_DIR: &str = ".castoff";
 pub const LOCK_FILE: &str = ".castoff/lock";
 /// Keeps castoff's private files out of git; the baseline stays committed.
-pub const CASTOFF_GITIGNORE: (&str, &str) = (".castoff/.gitignore", "cache/\nlock\n");
+pub const CASTOFF_GITIGNORE: (&str, &str) =
+    (".castoff/.gitignore", "cache/\nlock\njournal/\nrelease.lock\n");
 
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -32,6 +33,10 @@ pub struct Project {
     pub config: Config,
     /// castoff.toml as shown in messages; `None` when running on the embedded defaults.
     pub config_file: Option<PathBuf>,
+    /// Set only on the copy a release plan describes its steps with
+    /// ([`Project::planning_at`]): the version the release will have once bumped, so a
+    /// dry run shows the tags and files of that version without writing VERSION.
+    pub planned_version: Option<Version>,
 }
 
 /// What `castoff status` reports.
@@ -104,7 +109,7 @@ impl Project {
             }
             None => (Config::default(), None),
         };
-        let project = Project { root: located.root, config, config_file };
+        let project = Project { root: located.root, config, config_file, planned_version: None };
         project.check_version_file_inside()?;
         Ok(project)
     }
@@ -135,7 +140,17 @@ impl Project {
     }
 
     pub fn read_version(&self) -> Result<VersionFile> {
-        VersionFile::read(&self.version_path(), Path::new(&self.config.version.file))
+        let mut file = VersionFile::read(&self.version_path(), Path::new(&self.config.version.file))?;
+        if let Some(planned) = &self.planned_version {
+            file.version = planned.clone();
+        }
+        Ok(file)
+    }
+
+    /// This project as it will be at `version`, for describing (never running) the
+    /// steps of a release whose bump has not happened yet.
+    pub fn planning_at(&self, version: Version) -> Project {
+        Project { planned_version: Some(version), ..self.clone() }
     }
 
     pub fn sources(&self) -> Result<Sources> {
@@ -327,11 +342,25 @@ pub fn ensure_castoff_dir(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Ensure `.castoff/.gitignore` exists so the cache and lock stay out of commits.
+/// Ensure `.castoff/.gitignore` exists and names every private file, so the cache,
+/// the locks and the release journals stay out of commits. A file from an older
+/// castoff gets the missing lines appended; lines the user added are kept.
 pub fn ensure_castoff_gitignore(root: &Path) -> Result<()> {
     ensure_castoff_dir(root)?;
-    if fs::symlink_metadata(root.join(CASTOFF_GITIGNORE.0)).is_err() {
-        write_castoff_gitignore(root)?;
+    let path = root.join(CASTOFF_GITIGNORE.0);
+    match fs::symlink_metadata(&path) {
+        Err(_) => write_castoff_gitignore(root)?,
+        Ok(meta) if meta.is_file() => {
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            let missing: Vec<&str> =
+                CASTOFF_GITIGNORE.1.lines().filter(|line| !text.lines().any(|have| have.trim() == *line)).collect();
+            if !missing.is_empty() {
+                let separator = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
+                let updated = format!("{text}{separator}{}\n", missing.join("\n"));
+                crate::fsutil::write_atomic(&path, updated.as_bytes())?;
+            }
+        }
+        Ok(_) => {}
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ pub use build::{BuildConfig, BuilderKind, NativeBase, NativeConfig, NativeFile, 
 pub use feed::{FeedConfig, FeedKind, FeedSymbols, DEFAULT_FEED_DIR};
 pub use image::ImageConfig;
 pub use package::PackageConfig;
+// `[release]` is defined in this file; re-exported names above come from submodules.
 
 use crate::error::{Error, Location, Result};
 use crate::placeholders::{self, TemplateError};
@@ -39,6 +40,32 @@ pub struct Config {
     /// default folder feed).
     pub feeds: Vec<FeedConfig>,
     pub network: NetworkConfig,
+    pub release: ReleaseConfig,
+}
+
+/// `[release]`: what `castoff release` does besides images and packages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseConfig {
+    /// Commit VERSION and the baseline, then tag the commit (`[version] tag`).
+    pub git: bool,
+    /// Where `castoff release --git-push` pushes the commit and the tag.
+    pub remote: String,
+    /// The release commit's message; `{version}` is replaced.
+    pub message: String,
+}
+
+impl Default for ReleaseConfig {
+    fn default() -> Self {
+        ReleaseConfig { git: false, remote: "origin".into(), message: "release {version}".into() }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelease {
+    git: Option<bool>,
+    remote: Option<Spanned<String>>,
+    message: Option<Spanned<String>>,
 }
 
 /// `[network]`: how hard castoff tries before giving up on a registry or feed.
@@ -93,6 +120,7 @@ impl Default for Config {
             packages: Vec::new(),
             feeds: Vec::new(),
             network: NetworkConfig::default(),
+            release: ReleaseConfig::default(),
         }
     }
 }
@@ -109,6 +137,8 @@ struct RawConfig {
     feed: Vec<feed::RawFeed>,
     #[serde(default)]
     network: RawNetwork,
+    #[serde(default)]
+    release: RawRelease,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,7 +187,8 @@ impl Config {
             feeds.push(feed);
         }
         feed::check_symbols_feeds(&feeds)?;
-        Ok(Config { version: VersionConfig { file, sources, exclude, tag }, image, packages, feeds, network })
+        let release = release(raw.release, &at)?;
+        Ok(Config { version: VersionConfig { file, sources, exclude, tag }, image, packages, feeds, network, release })
     }
 }
 
@@ -174,6 +205,38 @@ fn network(raw: RawNetwork, at: &Spans<'_>) -> Result<NetworkConfig> {
         timeout: seconds("network.timeout_seconds", raw.timeout_seconds, defaults.timeout)?,
         total: seconds("network.total_seconds", raw.total_seconds, defaults.total)?,
     })
+}
+
+fn release(raw: RawRelease, at: &Spans<'_>) -> Result<ReleaseConfig> {
+    let defaults = ReleaseConfig::default();
+    let remote = match raw.remote {
+        Some(remote) => at.check("release.remote", remote, |remote| {
+            let plain = !remote.is_empty() && !remote.starts_with('-') && !remote.chars().any(char::is_whitespace);
+            match plain {
+                true => Ok(remote),
+                false => Err((
+                    format!("`{remote}` is not a git remote name"),
+                    "name a remote from `git remote`, e.g. remote = \"origin\"".to_string(),
+                )),
+            }
+        })?,
+        None => defaults.remote,
+    };
+    let message = match raw.message {
+        Some(message) => at.check("release.message", message, |message| match message.trim().is_empty() {
+            true => Err(("the release commit message is empty".into(), "e.g. message = \"release {version}\"".into())),
+            false => placeholders::expand(&message, |name| (name == "version").then(|| "0.0.0".to_string()))
+                .map(|_| message.clone())
+                .map_err(|_| {
+                    (
+                        format!("`{message}` uses a placeholder other than {{version}}"),
+                        "only {version} is replaced, e.g. message = \"release {version}\"".to_string(),
+                    )
+                }),
+        })?,
+        None => defaults.message,
+    };
+    Ok(ReleaseConfig { git: raw.git.unwrap_or(defaults.git), remote, message })
 }
 
 fn in_range(key: &str, n: u64, max: u64) -> std::result::Result<u64, (String, String)> {

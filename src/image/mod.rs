@@ -9,6 +9,7 @@
 mod args;
 mod buildah;
 mod buildx;
+pub(crate) mod check;
 mod digests;
 mod docker;
 mod dockerfile;
@@ -32,6 +33,7 @@ use crate::git::GitInfo;
 use crate::platform::Platform;
 use crate::project::Project;
 use crate::registry::{Client, ClientOptions, Reference, RetryPolicy};
+pub use check::check_images;
 pub use digests::{read_digest_dir, DigestRecord};
 pub use layout::OciLayout;
 pub use source::ImageSource;
@@ -66,7 +68,7 @@ pub type Announce = std::sync::Arc<dyn Fn(BuilderKind, &str) + Send + Sync>;
 pub type LogSink = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// What happened to one platform's image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageStatus {
     /// Built and pushed (or written into the OCI layout).
@@ -79,7 +81,7 @@ pub enum ImageStatus {
     WouldBuild,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ImageOutcome {
     pub platform: String,
     /// Where the image went: `IMAGE:TAG` or `oci-layout:DIR:TAG`.

@@ -76,7 +76,12 @@ pub fn publish(
 /// Name each tag where it really is: in the layout, not in `[image] name`'s registry.
 fn in_layout(mut outcome: ManifestOutcome, shown: &str) -> ManifestOutcome {
     for tag in &mut outcome.tags {
-        tag.reference = format!("oci-layout:{shown}:{}", tag.tag);
+        tag.reference = reference(shown, &tag.tag);
     }
     outcome
+}
+
+/// `oci-layout:DIR:TAG`: how a tag in the layout at `DIR` is named in outcomes.
+pub fn reference(dir: &str, tag: &str) -> String {
+    format!("oci-layout:{dir}:{tag}")
 }

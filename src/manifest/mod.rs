@@ -55,7 +55,7 @@ pub struct ManifestOptions {
 }
 
 /// What happened to one release tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TagStatus {
     Pushed,
@@ -67,7 +67,7 @@ pub enum TagStatus {
     WouldReplace,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TagOutcome {
     pub tag: String,
     pub reference: String,
@@ -168,7 +168,8 @@ pub fn run(project: &Project, options: ManifestOptions) -> Result<ManifestOutcom
     }
 }
 
-fn image_config(project: &Project) -> Result<&ImageConfig> {
+/// `[image]`, or the error saying to add one.
+pub(crate) fn image_config(project: &Project) -> Result<&ImageConfig> {
     project.config.image.as_ref().ok_or_else(|| {
         Error::usage(
             format!("{} has no [image] table", project.config_shown().display()),
@@ -176,6 +177,39 @@ fn image_config(project: &Project) -> Result<&ImageConfig> {
              platforms = [\"linux/amd64\", \"linux/arm64\"]",
         )
     })
+}
+
+/// Whether every release tag in `tags` still points at its recorded index: `Ok(None)`
+/// when all do, `Ok(Some(reason))` naming the first that is missing or points elsewhere
+/// (with both digests). Read-only: one HEAD per registry tag, all at once, or a look at
+/// the layout's `index.json`. `Err` only when the registry or layout cannot be asked.
+pub fn check_tags(project: &Project, tags: &[TagOutcome]) -> Result<Option<String>> {
+    let recorded: Vec<(&str, Option<&str>)> =
+        tags.iter().map(|tag| (tag.reference.as_str(), Some(tag.digest.as_str()))).collect();
+    crate::image::check::check_references(project, &recorded)
+}
+
+/// Where each release tag (`[image] tags`) of `version` would be pushed, in configured
+/// order: `registry/repository:tag`, or `oci-layout:DIR:TAG` for a layout output (the
+/// same strings [`run`] reports in [`TagOutcome::reference`]). Pure: no network, no
+/// file written; git is read only when a template uses `{git_sha}`. Empty when
+/// castoff.toml has no `[image]` table.
+pub fn planned_tags(project: &Project, version: &Version) -> Result<Vec<String>> {
+    let Some(image) = project.config.image.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let git = match image.tags.iter().any(|t| t.contains("{git_sha}")) {
+        true => GitInfo::read(&project.root),
+        false => GitInfo::default(),
+    };
+    let targets = targets(image, &TagVars { version, git: &git })?;
+    Ok(targets
+        .into_iter()
+        .map(|target| match &image.build.output {
+            OutputTarget::Registry => target.reference.to_string(),
+            OutputTarget::OciLayout(dir) => layout::reference(dir, &target.tag),
+        })
+        .collect())
 }
 
 /// Values for tag templates.
@@ -268,4 +302,93 @@ pub(crate) fn fan_out<T: Sync, R: Send>(items: &[T], call: impl Fn(&T) -> Result
 /// The platforms of `children`, as strings, in configured order.
 fn platform_names(children: &[Child]) -> Vec<String> {
     children.iter().map(|c| c.platform.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use oci_spec::image::{DescriptorBuilder, MediaType};
+
+    use super::*;
+    use crate::config::Config;
+
+    fn project(root: &Path, toml: &str) -> Project {
+        let config = Config::parse(toml, Path::new("castoff.toml")).unwrap();
+        Project { root: root.to_path_buf(), config, config_file: None, planned_version: None }
+    }
+
+    #[test]
+    fn planned_tags_name_where_each_tag_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let version = Version::parse("1.2.0+build.5").unwrap();
+        let registry = project(
+            dir.path(),
+            "[image]\nname = \"registry.example.com/team/app\"\ntags = [\"latest\", \"{version}\", \"{major}.{minor}\"]\n",
+        );
+        assert_eq!(
+            planned_tags(&registry, &version).unwrap(),
+            [
+                "registry.example.com/team/app:latest",
+                "registry.example.com/team/app:1.2.0_build.5",
+                "registry.example.com/team/app:1.2"
+            ]
+        );
+        let layout = project(dir.path(), "[image]\nname = \"app\"\noutput = \"oci-layout:dist/oci\"\n");
+        assert_eq!(
+            planned_tags(&layout, &version).unwrap(),
+            ["oci-layout:dist/oci:latest", "oci-layout:dist/oci:1.2.0_build.5"]
+        );
+        assert!(!dir.path().join("dist").exists(), "planning writes nothing");
+        assert!(planned_tags(&project(dir.path(), ""), &version).unwrap().is_empty());
+        // {git_sha} outside a git checkout: the error names the template.
+        let sha = project(dir.path(), "[image]\nname = \"app\"\ntags = [\"{version}-{git_sha}\"]\n");
+        let error = planned_tags(&sha, &version).unwrap_err();
+        assert!(error.to_string().contains("{git_sha}"), "{error}");
+    }
+
+    #[test]
+    fn check_tags_reads_the_layout_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let project = project(root, "[image]\nname = \"app\"\noutput = \"oci-layout:dist/oci\"\n");
+        let layout = OciLayout::create(root, "dist/oci").unwrap();
+        let index = b"{\"schemaVersion\":2,\"manifests\":[]}";
+        let digest = layout.write_blob(index).unwrap();
+        let descriptor = DescriptorBuilder::default()
+            .media_type(MediaType::ImageIndex)
+            .digest(digest.clone())
+            .size(index.len() as u64)
+            .build()
+            .unwrap();
+        {
+            let _lock = layout.lock().unwrap();
+            layout.set_tag("1.2.0", descriptor.clone()).unwrap();
+            layout.set_tag("latest", descriptor).unwrap();
+        }
+        let version = Version::parse("1.2.0").unwrap();
+        let tags: Vec<TagOutcome> = planned_tags(&project, &version)
+            .unwrap()
+            .into_iter()
+            .map(|reference| TagOutcome {
+                tag: reference.rsplit(':').next().unwrap().to_string(),
+                reference,
+                digest: digest.to_string(),
+                status: TagStatus::Pushed,
+            })
+            .collect();
+        assert_eq!(tags.len(), 2);
+        assert_eq!(check_tags(&project, &tags).unwrap(), None);
+
+        let moved = layout.write_blob(b"{\"schemaVersion\":2,\"manifests\":[{}]}").unwrap();
+        let descriptor =
+            DescriptorBuilder::default().media_type(MediaType::ImageIndex).digest(moved.clone()).size(1u64).build();
+        {
+            let _lock = layout.lock().unwrap();
+            layout.set_tag("latest", descriptor.unwrap()).unwrap();
+        }
+        let reason = check_tags(&project, &tags).unwrap().unwrap();
+        assert!(reason.contains("oci-layout:dist/oci:latest"), "{reason}");
+        assert!(reason.contains(&moved.to_string()) && reason.contains(&digest.to_string()), "{reason}");
+    }
 }

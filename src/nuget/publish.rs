@@ -11,14 +11,18 @@
 //! same file in a folder) its symbols are not sent again: the NuGet client re-sends
 //! them, which duplicates or fails on some feeds. The outcome says, per feed, what was
 //! pushed, what was already there and what was skipped, and why.
+//!
+//! [`check_published`] asks, without pushing anything, whether what a publish recorded
+//! is still on the feeds (a release re-run's verification).
 
 use std::collections::BTreeSet;
+use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::feed::http::ApiKey;
 use super::feed::plan::{file_name, plan, resolve_routes, skip_warnings, FeedPlan, Intent, Step, SymbolsPlan};
-use super::feed::{Compared, Feed, FeedError, Landed};
+use super::feed::{Compared, Feed, FeedError, Holds, Landed, Meter, Route};
 use super::pack::{self, PackOptions};
 use super::Packed;
 use crate::config::{FeedConfig, FeedSymbols, DEFAULT_FEED_DIR};
@@ -26,12 +30,30 @@ use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, Default)]
+/// Told `(feed, file name, sent, total)` bytes as an upload goes out: `feed` is where
+/// the file goes (a `symbols_feed` for symbols sent there), `file` the name the feed
+/// receives. Called at most every 64 KiB and once when the whole file has been read,
+/// from the publishing threads (one per feed) at once. A retry starts again from 0.
+pub type UploadProgress = std::sync::Arc<dyn Fn(&str, &str, u64, u64) + Send + Sync>;
+
+#[derive(Clone, Default)]
 pub struct PublishOptions {
     /// Show what would be pushed where; push nothing.
     pub dry_run: bool,
     /// Only these feeds (by name); empty means all.
     pub feeds: Vec<String>,
+    /// Upload progress, for HTTP and folder feeds alike.
+    pub progress: Option<UploadProgress>,
+}
+
+impl fmt::Debug for PublishOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishOptions")
+            .field("dry_run", &self.dry_run)
+            .field("feeds", &self.feeds)
+            .field("progress", &self.progress.as_ref().map(|_| "Fn"))
+            .finish()
+    }
 }
 
 /// What `castoff publish` did (or, in a dry run, would do).
@@ -47,17 +69,17 @@ pub struct PublishOutcome {
 }
 
 /// One feed's part.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeedOutcome {
     pub name: String,
-    pub protocol: &'static str,
+    pub protocol: String,
     /// The feed's url as configured.
     pub url: String,
     pub files: Vec<FileOutcome>,
 }
 
 /// One file and what became of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileOutcome {
     pub id: String,
     pub version: String,
@@ -73,14 +95,14 @@ pub struct FileOutcome {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     Package,
     Symbols,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FileStatus {
     Pushed,
@@ -162,11 +184,7 @@ fn publish_with(
     env: &dyn Fn(&str) -> std::result::Result<String, std::env::VarError>,
     packages: impl FnOnce() -> Result<(Vec<Packed>, bool)>,
 ) -> Result<PublishOutcome> {
-    let default_feed = project.config.feeds.is_empty();
-    let feeds: Vec<FeedConfig> = match default_feed {
-        true => vec![FeedConfig::default_folder()],
-        false => project.config.feeds.clone(),
-    };
+    let (feeds, default_feed) = feed_configs(project);
     let selected = select(&feeds, &options.feeds)?;
     let in_play = in_play(&feeds, &selected);
     let mut warnings = Vec::new();
@@ -191,9 +209,10 @@ fn publish_with(
 
     let connected = connect(project, &feeds, &in_play, &keys)?;
     let plans = resolve_routes(&feeds, plans, &connected, &packages)?;
+    let progress = options.progress.as_ref();
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> =
-            plans.iter().map(|plan| scope.spawn(|| execute(&feeds, plan, &connected, &packages))).collect();
+            plans.iter().map(|plan| scope.spawn(|| execute(&feeds, plan, &connected, &packages, progress))).collect();
         handles
             .into_iter()
             .map(|handle| {
@@ -202,6 +221,181 @@ fn publish_with(
             .collect::<Vec<_>>()
     });
     finish(results, &plans, &feeds, packed, default_feed, warnings)
+}
+
+/// What a release checks before its first step, reporting every problem rather than
+/// the first: each feed's API key variable is set and sendable, what the feeds ask of
+/// the packages' symbols matches castoff.toml, and each feed answers (a v3 service
+/// index is read; v2 and folder feeds need nothing until the push).
+pub fn preflight(project: &Project) -> Vec<Error> {
+    let (feeds, _) = feed_configs(project);
+    let all: Vec<usize> = (0..feeds.len()).collect();
+    let mut problems = Vec::new();
+    let mut keys: Vec<Option<ApiKey>> = vec![None; feeds.len()];
+    for &index in &all {
+        match read_keys(&feeds, &[index], &|name| std::env::var(name), false, &mut Vec::new()) {
+            Ok(mut found) => keys[index] = found[index].take(),
+            Err(error) => problems.push(error),
+        }
+    }
+    if let Err(error) = plan(&feeds, &all, &configured(project)) {
+        problems.push(error);
+    }
+    let network = project.config.network;
+    let answers: Vec<std::result::Result<Feed, FeedError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (all.iter())
+            .filter(|&&index| feeds[index].api_key_env.is_none() || keys[index].is_some())
+            .map(|&index| {
+                let key = keys[index].clone();
+                let feeds = &feeds;
+                scope.spawn(move || Feed::connect(&feeds[index], &project.root, network, key))
+            })
+            .collect();
+        handles.into_iter().filter_map(|handle| handle.join().ok()).collect()
+    });
+    problems.extend(answers.into_iter().filter_map(|answer| answer.err()).map(feed_error));
+    problems
+}
+
+/// Whether each feed of a publish's recorded outcome still holds every file recorded
+/// there as pushed or already published: `(feed name, None)` when it does, or
+/// `(feed name, Some(reason))` naming the first file that is missing or different (with
+/// both SHA-512s), in the order given. Nothing is pushed or written.
+///
+/// - Folder feeds: the SHA-512 of the feed's file against the local packed file, and a
+///   package's `.nuspec` and `.sha512` beside it (an interrupted publish leaves them out).
+/// - v3 and v2 feeds: read back as after a 409 (the v3 flat container; the v2 download
+///   or OData entry). A 404 counts as missing, even from a feed that may still be
+///   indexing: publishing again is harmless (409, same SHA-512).
+/// - Symbols packages sent to a v3 symbol endpoint cannot be read back from a feed, and
+///   neither can packages on a feed without a download or one that wants credentials to
+///   read: these count as present.
+///
+/// No API key is read: read-backs never carry one. The local files are the packed
+/// files of the current VERSION (`pack::existing`); when they are gone, each feed with
+/// files to check says so. `Err` only when a feed cannot be asked (unreachable, an
+/// unreadable service index or local file).
+pub fn check_published(project: &Project, feeds: &[FeedOutcome]) -> Result<Vec<(String, Option<String>)>> {
+    check_with(project, feeds, || Ok(pack::existing(project)?.map(|existing| existing.packages)))
+}
+
+/// [`check_published`] with the packages given (tests give their own).
+fn check_with(
+    project: &Project,
+    feeds: &[FeedOutcome],
+    packages: impl FnOnce() -> Result<Option<Vec<Packed>>>,
+) -> Result<Vec<(String, Option<String>)>> {
+    let (configs, _) = feed_configs(project);
+    let mut answers: Vec<(String, Option<String>)> = feeds.iter().map(|f| (f.name.clone(), None)).collect();
+    // (answer, feed config) for every recorded feed with something to check.
+    let mut checked: Vec<(usize, usize)> = Vec::new();
+    for (number, outcome) in feeds.iter().enumerate() {
+        if recorded(outcome).is_empty() {
+            continue;
+        }
+        match configs.iter().position(|config| config.name == outcome.name) {
+            Some(index) => checked.push((number, index)),
+            None => answers[number].1 = Some(format!("feed `{}` is no longer in castoff.toml", outcome.name)),
+        }
+    }
+    if checked.is_empty() {
+        return Ok(answers);
+    }
+    let Some(packages) = packages()? else {
+        for (number, _) in &checked {
+            answers[*number].1 = Some(format!(
+                "feed `{}`: this version's packed files are gone from disk, so the feed's copies cannot be compared",
+                feeds[*number].name
+            ));
+        }
+        return Ok(answers);
+    };
+    let selected: Vec<usize> = checked.iter().map(|(_, index)| *index).collect();
+    // The plan says which local file and route each recorded file stands for.
+    let plans = plan(&configs, &selected, &packages)?;
+    let in_play = in_play(&configs, &selected);
+    let connected = connect(project, &configs, &in_play, &vec![None; configs.len()])?;
+    let plans = resolve_routes(&configs, plans, &connected, &packages)?;
+    let results: Vec<Result<Option<String>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = checked
+            .iter()
+            .zip(&plans)
+            .map(|((number, _), plan)| {
+                let files = recorded(&feeds[*number]);
+                let (configs, connected, root) = (&configs, &connected, &project.root);
+                scope.spawn(move || still_there(configs, plan, connected, &files, root))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|_| Err(Error::Internal("a checking thread panicked".into()))))
+            .collect()
+    });
+    for ((number, _), result) in checked.iter().zip(results) {
+        answers[*number].1 = result?;
+    }
+    Ok(answers)
+}
+
+/// The files `outcome` records as on the feed (pushed or already published).
+fn recorded(outcome: &FeedOutcome) -> Vec<&FileOutcome> {
+    let published = |f: &&FileOutcome| matches!(f.status, FileStatus::Pushed | FileStatus::AlreadyPublished);
+    outcome.files.iter().filter(published).collect()
+}
+
+/// The first of `files` (recorded for `plan`'s feed) that its feed no longer holds.
+fn still_there(
+    feeds: &[FeedConfig],
+    plan: &FeedPlan,
+    connected: &[Option<Feed>],
+    files: &[&FileOutcome],
+    root: &std::path::Path,
+) -> Result<Option<String>> {
+    for file in files {
+        let planned = |step: &&Step| {
+            step.upload.filename == file.file && step.upload.id == file.id && step.upload.version == file.version
+        };
+        let step = plan.items.iter().find_map(|item| {
+            let step = match (file.role, &item.symbols) {
+                (Role::Package, _) => item.nupkg.as_ref(),
+                (Role::Symbols, Some(SymbolsPlan::Push(step))) => Some(step),
+                (Role::Symbols, _) => None,
+            };
+            step.filter(planned)
+        });
+        let Some(step) = step else {
+            return Ok(Some(format!(
+                "feed `{}`: {} was published, but castoff.toml and the packed files no longer send it there",
+                feeds[plan.feed].name, file.file
+            )));
+        };
+        let (target, route) = target(feeds, step, connected)?;
+        let shown = step.upload.path.strip_prefix(root).unwrap_or(&step.upload.path);
+        match target.holds(&step.upload, route).map_err(feed_error)? {
+            Holds::Same | Holds::Unreadable(_) => {}
+            Holds::Missing(why) => {
+                return Ok(Some(format!("feed `{}` no longer has {}: {why}", target.name, file.file)));
+            }
+            Holds::Different { local, remote } => {
+                return Ok(Some(format!(
+                    "feed `{}` has {} with different content: SHA-512 {remote} on the feed, {local} in {}",
+                    target.name,
+                    file.file,
+                    shown.display()
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The feeds castoff.toml configures, or (`true`) the embedded default folder feed when
+/// it has no `[[feed]]`.
+fn feed_configs(project: &Project) -> (Vec<FeedConfig>, bool) {
+    match project.config.feeds.is_empty() {
+        true => (vec![FeedConfig::default_folder()], true),
+        false => (project.config.feeds.clone(), false),
+    }
 }
 
 /// Stand-ins for the configured packages, as far as castoff.toml describes them (the
@@ -331,6 +525,7 @@ fn execute(
     plan: &FeedPlan,
     connected: &[Option<Feed>],
     packages: &[Packed],
+    progress: Option<&UploadProgress>,
 ) -> (Option<FeedOutcome>, Result<()>) {
     let config = &feeds[plan.feed];
     let mut outcome = feed_outcome(config);
@@ -339,7 +534,7 @@ fn execute(
             let package = &packages[item.package];
             let mut already = false;
             if let Some(step) = &item.nupkg {
-                let landed = push(feeds, step, connected)?;
+                let landed = push(feeds, step, connected, progress)?;
                 already = matches!(landed, Landed::AlreadyThere(_));
                 outcome.files.push(file_outcome(feeds, plan.feed, step, Role::Package, &landed));
             }
@@ -353,7 +548,7 @@ fn execute(
                     outcome.files.push(skipped(package, &step.upload.filename, reason));
                 }
                 Some(SymbolsPlan::Push(step)) => {
-                    let landed = push(feeds, step, connected)?;
+                    let landed = push(feeds, step, connected, progress)?;
                     let mut file = file_outcome(feeds, plan.feed, step, Role::Symbols, &landed);
                     if config.symbols == FeedSymbols::Renamed {
                         let renamed = renamed(step);
@@ -371,21 +566,35 @@ fn execute(
     (Some(outcome), result)
 }
 
-fn push(feeds: &[FeedConfig], step: &Step, connected: &[Option<Feed>]) -> Result<Landed> {
+fn push(
+    feeds: &[FeedConfig],
+    step: &Step,
+    connected: &[Option<Feed>],
+    progress: Option<&UploadProgress>,
+) -> Result<Landed> {
+    let (target, route) = target(feeds, step, connected)?;
+    let meter = progress.map(|progress| {
+        let (progress, feed, file) = (progress.clone(), target.name.clone(), step.upload.filename.clone());
+        Meter::new(move |sent, total| progress(&feed, &file, sent, total))
+    });
+    target.push(&step.upload, route, meter.as_ref()).map_err(feed_error)
+}
+
+/// The connected feed a step goes to, and by which route.
+fn target<'a>(feeds: &[FeedConfig], step: &Step, connected: &'a [Option<Feed>]) -> Result<(&'a Feed, Route)> {
     let target = connected[step.target]
         .as_ref()
         .ok_or_else(|| Error::Internal(format!("feed `{}` was not connected", feeds[step.target].name)))?;
-    let route = match step.intent {
-        Intent::Resolved(route) => route,
-        other => return Err(Error::Internal(format!("unresolved route {other:?}"))),
-    };
-    target.push(&step.upload, route).map_err(feed_error)
+    match step.intent {
+        Intent::Resolved(route) => Ok((target, route)),
+        other => Err(Error::Internal(format!("unresolved route {other:?}"))),
+    }
 }
 
 fn feed_outcome(config: &FeedConfig) -> FeedOutcome {
     FeedOutcome {
         name: config.name.clone(),
-        protocol: config.kind.protocol(),
+        protocol: config.kind.protocol().to_string(),
         url: config.url.clone(),
         files: Vec::new(),
     }

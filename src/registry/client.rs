@@ -750,6 +750,7 @@ impl Read for Metered<'_> {
         }
         self.read += n as u64;
         self.hasher.update(&buf[..n]);
+        crate::faults::crash_after_bytes("upload:blob", self.read);
         Ok(n)
     }
 }

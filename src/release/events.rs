@@ -2,12 +2,12 @@
 //! (the TTY progress view, plain CI logs, `--json`, an xtask's own printer) renders in
 //! its own way. The executor never prints; it only emits.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::StepKind;
 
 /// How a step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepStatus {
     /// It ran and did its work.

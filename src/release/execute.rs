@@ -1,8 +1,29 @@
-//! The executor: preflight, then each planned step in order, journalled.
+//! The executor: take the release lock, re-plan under it, preflight, then run each
+//! planned step in order. Every finished step (every feed, for publish) is appended to
+//! the journal and the journal saved before the next one starts; a failure is recorded
+//! too, and the release stops there.
 
-use super::{EventSink, Plan, ReleaseOptions, ReleaseOutcome};
-use crate::error::Result;
-use crate::project::Project;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use semver::Version;
+use serde_json::Value;
+
+use super::journal::{now, Entry, Journal};
+use super::plan::{self, Chosen};
+use super::steps::{self, Ctx, Done};
+use super::{
+    preflight, Event, EventSink, PackageReport, Plan, ReleaseOptions, ReleaseOutcome, StepAction, StepKind,
+    StepReport, StepStatus, TagReport,
+};
+use crate::error::{Error, Result};
+use crate::faults::crash_point;
+use crate::project::{ensure_castoff_gitignore, Project};
+use crate::version::ProjectLock;
+
+/// Held for a whole release: a second `castoff release` of the project fails at once,
+/// naming this one. (Separate from the VERSION lock, which the bump step takes.)
+pub const RELEASE_LOCK: &str = ".castoff/release.lock";
 
 pub(super) fn execute(
     project: &Project,
@@ -10,6 +31,355 @@ pub(super) fn execute(
     plan: Plan,
     sink: &dyn EventSink,
 ) -> Result<ReleaseOutcome> {
-    let _ = (project, options, plan, sink);
-    todo!("execute")
+    let started = Instant::now();
+    // Preflight reads only, so a release refused for a missing tool or key has written
+    // nothing, not even the lock file.
+    preflight::preflight(project, options, &plan, &parse_version(&plan.version)?)?;
+    if options.dry_run {
+        return Ok(dry_run(plan, sink, started));
+    }
+    ensure_castoff_gitignore(&project.root)?;
+    let _lock = ProjectLock::acquire(
+        &project.root.join(RELEASE_LOCK),
+        &format!("castoff release {}", plan.version),
+        Duration::ZERO,
+    )?;
+    // Another release may have finished steps between planning and the lock.
+    let (plan, chosen) = plan::make(project, options)?;
+    let version = parse_version(&plan.version)?;
+    Executor::new(project, options, sink, &plan, chosen, version).run(started)
+}
+
+fn parse_version(text: &str) -> Result<Version> {
+    Version::parse(text).map_err(|e| Error::Internal(format!("planned version `{text}`: {e}")))
+}
+
+fn dry_run(plan: Plan, sink: &dyn EventSink, started: Instant) -> ReleaseOutcome {
+    let steps = plan
+        .steps
+        .iter()
+        .map(|step| {
+            let (status, summary) = match &step.action {
+                StepAction::Skip { reason } => (StepStatus::Skipped, vec![reason.clone()]),
+                StepAction::Run | StepAction::Verify => {
+                    (StepStatus::WouldRun, std::iter::once(step.summary.clone()).chain(step.details.clone()).collect())
+                }
+            };
+            sink.event(&Event::StepFinished {
+                step: step.step,
+                status,
+                seconds: 0.0,
+                summary: summary.clone(),
+                result: Value::Null,
+            });
+            StepReport { step: step.step, status, seconds: 0.0, summary }
+        })
+        .collect();
+    ReleaseOutcome {
+        version: plan.version,
+        previous: plan.previous,
+        dry_run: true,
+        journal: None,
+        resumed: plan.resume.is_some(),
+        steps,
+        tags: Vec::new(),
+        packages: Vec::new(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+struct Executor<'a> {
+    project: &'a Project,
+    options: &'a ReleaseOptions,
+    sink: &'a dyn EventSink,
+    plan: &'a Plan,
+    version: Version,
+    bump: super::BumpChoice,
+    resumed: bool,
+    journal: Mutex<Journal>,
+}
+
+impl<'a> Executor<'a> {
+    fn new(
+        project: &'a Project,
+        options: &'a ReleaseOptions,
+        sink: &'a dyn EventSink,
+        plan: &'a Plan,
+        chosen: Chosen,
+        version: Version,
+    ) -> Executor<'a> {
+        let journal = chosen.journal.unwrap_or_else(|| Journal::new(&plan.version, &plan.previous, chosen.bump));
+        Executor {
+            project,
+            options,
+            sink,
+            plan,
+            version,
+            bump: chosen.bump,
+            resumed: chosen.resumed,
+            journal: Mutex::new(journal),
+        }
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx { project: self.project, options: self.options, sink: self.sink, version: &self.version, bump: self.bump }
+    }
+
+    fn run(self, started: Instant) -> Result<ReleaseOutcome> {
+        // Written before anything changes: a bump that dies half-way is then known to be
+        // this release's, and is finished rather than made again.
+        self.with_journal(|journal| {
+            journal.complete = false;
+            Ok(())
+        })?;
+        crash_point("after:journal");
+        let mut reports = Vec::new();
+        for planned in &self.plan.steps {
+            let step = planned.step;
+            let report = match &planned.action {
+                StepAction::Skip { reason } => {
+                    let summary = vec![reason.clone()];
+                    self.finished(step, StepStatus::Skipped, 0.0, &summary, Value::Null);
+                    StepReport { step, status: StepStatus::Skipped, seconds: 0.0, summary }
+                }
+                action => {
+                    self.sink.event(&Event::StepStarted { step, summary: planned.summary.clone() });
+                    let clock = Instant::now();
+                    let done = match step {
+                        StepKind::Publish => self.publish(),
+                        _ => self.single(step, *action == StepAction::Verify),
+                    };
+                    let seconds = clock.elapsed().as_secs_f64();
+                    match done {
+                        Ok(done) => {
+                            self.finished(step, done.status, seconds, &done.summary, done.result.clone());
+                            crash_point(&format!("after:{step}"));
+                            StepReport { step, status: done.status, seconds, summary: done.summary }
+                        }
+                        Err(error) => return Err(self.failed(step, seconds, error)),
+                    }
+                }
+            };
+            reports.push(report);
+        }
+        let journal = self.with_journal(|journal| {
+            journal.complete = complete(self.plan, journal);
+            Ok(journal.clone())
+        })?;
+        Ok(ReleaseOutcome {
+            version: self.plan.version.clone(),
+            previous: journal.previous.clone(),
+            dry_run: false,
+            journal: Some(Journal::relative_path(&self.plan.version)),
+            resumed: self.resumed,
+            steps: reports,
+            tags: tags(&journal),
+            packages: packages(&journal),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// One step (all but publish): check it when the journal says it is done, run it
+    /// when not or when the check finds its result gone; journal the outcome.
+    fn single(&self, step: StepKind, verify: bool) -> Result<Done> {
+        let ctx = self.ctx();
+        if verify {
+            let recorded = self.with_journal(|journal| Ok(journal.done(step, None).cloned()))?;
+            if let Some(entry) = recorded {
+                match check(&ctx, step, &entry)? {
+                    None => {
+                        let done = Done {
+                            status: StepStatus::AlreadyDone,
+                            summary: vec![format!("done in an earlier run; checked: still in place")],
+                            result: entry.result.clone(),
+                        };
+                        self.record(step, None, &done, 0.0)?;
+                        return Ok(done);
+                    }
+                    Some(gone) => self.sink.event(&Event::Warning {
+                        message: format!("{step} was done in an earlier run, but {gone}: doing it again"),
+                    }),
+                }
+            }
+        }
+        let clock = Instant::now();
+        let done = match step {
+            StepKind::Bump => steps::bump(&ctx),
+            StepKind::Build => steps::build(&ctx),
+            StepKind::Manifest => steps::manifest(&ctx),
+            StepKind::Pack => steps::pack(&ctx),
+            StepKind::Git => steps::git(&ctx),
+            StepKind::Publish => return Err(Error::Internal("publish runs per feed".into())),
+        }?;
+        self.record(step, None, &done, clock.elapsed().as_secs_f64())?;
+        Ok(done)
+    }
+
+    /// Publish, feed by feed and in parallel: feeds the journal records as done are
+    /// checked, the rest pushed; each feed is journalled as soon as it finishes, so a
+    /// re-run after a crash pushes only to the feeds that did not finish.
+    fn publish(&self) -> Result<Done> {
+        let ctx = self.ctx();
+        let feeds = steps::feed_names(self.project);
+        let results: Vec<(String, Result<Done>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = feeds
+                .iter()
+                .map(|feed| {
+                    let ctx = &ctx;
+                    scope.spawn(move || (feed.clone(), self.publish_one(ctx, feed)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| (String::new(), Err(Error::Internal("a publish thread panicked".into())))))
+                .collect()
+        });
+        let mut summary = Vec::new();
+        let mut all_already = true;
+        let mut results_json = Vec::new();
+        let mut failures = Vec::new();
+        for (feed, result) in results {
+            match result {
+                Ok(done) => {
+                    all_already &= done.status == StepStatus::AlreadyDone;
+                    summary.extend(done.summary);
+                    results_json.extend(done.result["feeds"].as_array().cloned().unwrap_or_default());
+                }
+                Err(error) => failures.push((feed, error)),
+            }
+        }
+        if let Some((feed, error)) = failures.into_iter().next() {
+            return Err(Error::Failed {
+                problem: format!("publishing to feed {feed} failed: {error}"),
+                hint: error.hint().unwrap_or_else(|| "fix the feed, then run `castoff release` again".into()),
+            });
+        }
+        let status = if all_already { StepStatus::AlreadyDone } else { StepStatus::Done };
+        Ok(Done { status, summary, result: serde_json::json!({ "feeds": results_json }) })
+    }
+
+    fn publish_one(&self, ctx: &Ctx<'_>, feed: &str) -> Result<Done> {
+        let recorded = self.with_journal(|journal| Ok(journal.done(StepKind::Publish, Some(feed)).cloned()))?;
+        if let Some(entry) = recorded {
+            match steps::check_publish_feed(ctx, &entry)? {
+                None => {
+                    return Ok(Done {
+                        status: StepStatus::AlreadyDone,
+                        summary: vec![format!("feed {feed}: published in an earlier run; checked: still there")],
+                        result: entry.result.clone(),
+                    })
+                }
+                Some(gone) => self.sink.event(&Event::Warning {
+                    message: format!("feed {feed} was published to in an earlier run, but {gone}: publishing again"),
+                }),
+            }
+        }
+        let clock = Instant::now();
+        let done = steps::publish_feed(ctx, feed)?;
+        self.record(StepKind::Publish, Some(feed), &done, clock.elapsed().as_secs_f64())?;
+        crash_point(&format!("after:publish:{feed}"));
+        Ok(done)
+    }
+
+    fn record(&self, step: StepKind, part: Option<&str>, done: &Done, seconds: f64) -> Result<()> {
+        self.with_journal(|journal| {
+            journal.record(Entry {
+                step,
+                part: part.map(str::to_string),
+                status: done.status,
+                finished: now(),
+                seconds,
+                result: done.result.clone(),
+            });
+            Ok(())
+        })
+    }
+
+    /// Change the journal and save it at once.
+    fn with_journal<T>(&self, change: impl FnOnce(&mut Journal) -> Result<T>) -> Result<T> {
+        let mut journal = self.journal.lock().map_err(|_| Error::Internal("the journal lock was poisoned".into()))?;
+        let value = change(&mut journal)?;
+        journal.save(&self.project.root)?;
+        Ok(value)
+    }
+
+    fn finished(&self, step: StepKind, status: StepStatus, seconds: f64, summary: &[String], result: Value) {
+        self.sink.event(&Event::StepFinished { step, status, seconds, summary: summary.to_vec(), result });
+    }
+
+    fn failed(&self, step: StepKind, seconds: f64, error: Error) -> Error {
+        let message = error.to_string();
+        let recorded = self.with_journal(|journal| {
+            journal.record(Entry {
+                step,
+                part: None,
+                status: StepStatus::Failed,
+                finished: now(),
+                seconds,
+                result: serde_json::json!({ "error": message }),
+            });
+            Ok(())
+        });
+        self.finished(step, StepStatus::Failed, seconds, std::slice::from_ref(&message), Value::Null);
+        if let Err(journal_error) = recorded {
+            self.sink.event(&Event::Warning { message: format!("could not record the failure: {journal_error}") });
+        }
+        Error::Step { step: step.name(), journal: Journal::relative_path(&self.plan.version), source: Box::new(error) }
+    }
+}
+
+fn check(ctx: &Ctx<'_>, step: StepKind, entry: &Entry) -> Result<Option<String>> {
+    match step {
+        StepKind::Bump => steps::check_bump(ctx),
+        StepKind::Build => steps::check_build(ctx, entry),
+        StepKind::Manifest => steps::check_manifest(ctx, entry),
+        StepKind::Pack => steps::check_pack(ctx, entry),
+        StepKind::Git => Ok(steps::check_git(ctx)),
+        StepKind::Publish => steps::check_publish_feed(ctx, entry),
+    }
+}
+
+/// Every step castoff.toml asks for is recorded done (steps left out by `--only` or
+/// `--from` must have been done by an earlier run for the release to be complete).
+fn complete(plan: &Plan, journal: &Journal) -> bool {
+    plan.steps.iter().all(|planned| match &planned.action {
+        StepAction::Skip { reason } if !reason.starts_with("--only") && !reason.starts_with("before --from") => true,
+        _ => journal.done(planned.step, None).is_some(),
+    })
+}
+
+/// Release tag → index digest, from the latest manifest result.
+fn tags(journal: &Journal) -> Vec<TagReport> {
+    let Some(entry) = journal.done(StepKind::Manifest, None) else { return Vec::new() };
+    let tags = entry.result["tags"].as_array().cloned().unwrap_or_default();
+    tags.iter()
+        .filter_map(|tag| {
+            Some(TagReport { reference: tag["reference"].as_str()?.to_string(), digest: tag["digest"].as_str()?.to_string() })
+        })
+        .collect()
+}
+
+/// File → feed → outcome, from the latest result of each feed.
+fn packages(journal: &Journal) -> Vec<PackageReport> {
+    let mut seen = std::collections::BTreeSet::new();
+    let latest: Vec<&Entry> = (journal.entries.iter().rev())
+        .filter(|e| e.step == StepKind::Publish && e.status != StepStatus::Failed)
+        .filter(|e| seen.insert(e.part.clone()))
+        .collect();
+    let mut reports = Vec::new();
+    for entry in latest.into_iter().rev() {
+        for feed in entry.result["feeds"].as_array().into_iter().flatten() {
+            let name = feed["name"].as_str().unwrap_or_default();
+            for file in feed["files"].as_array().into_iter().flatten() {
+                let status = file["status"].as_str().unwrap_or_default().replace('-', " ");
+                let outcome = match file["reason"].as_str() {
+                    Some(reason) => format!("{status} ({reason})"),
+                    None => status,
+                };
+                let feed = file["to"].as_str().unwrap_or(name).to_string();
+                reports.push(PackageReport { file: file["file"].as_str().unwrap_or_default().to_string(), feed, outcome });
+            }
+        }
+    }
+    reports
 }

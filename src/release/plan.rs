@@ -4,9 +4,17 @@
 
 use serde::Serialize;
 
-use super::{ReleaseOptions, StepKind};
-use crate::error::Result;
-use crate::project::Project;
+use semver::Version;
+
+use super::journal::Journal;
+use super::{git_step, BumpChoice, ReleaseOptions, StepKind};
+use crate::error::{Error, Location, Result};
+use crate::image::BuildOptions;
+use crate::nuget::pack::PackOptions;
+use crate::nuget::publish::PublishOptions;
+use crate::project::{Project, WriteOptions};
+use crate::sources::BASELINE_FILE;
+use crate::version::BumpRequest;
 
 /// What the executor will do with a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,16 +59,20 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Lines for humans: the version line, then one block per step.
+    /// What is released and why: the first lines of [`Plan::human`], and what a real
+    /// release prints before its steps.
+    pub fn headline(&self) -> Vec<String> {
+        let mut lines = vec![match self.previous == self.version {
+            true => format!("release {} ({})", self.version, self.bump_reason),
+            false => format!("release {} → {} ({})", self.previous, self.version, self.bump_reason),
+        }];
+        lines.extend(self.resume.clone());
+        lines
+    }
+
+    /// Lines for humans: the headline, then one block per step.
     pub fn human(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        match self.previous == self.version {
-            true => lines.push(format!("release {} ({})", self.version, self.bump_reason)),
-            false => lines.push(format!("release {} → {} ({})", self.previous, self.version, self.bump_reason)),
-        }
-        if let Some(resume) = &self.resume {
-            lines.push(resume.clone());
-        }
+        let mut lines = self.headline();
         for (number, step) in self.steps.iter().enumerate() {
             let action = match &step.action {
                 StepAction::Run => String::new(),
@@ -79,6 +91,243 @@ impl Plan {
 }
 
 pub(super) fn plan(project: &Project, options: &ReleaseOptions) -> Result<Plan> {
-    let _ = (project, options);
-    todo!("plan")
+    make(project, options).map(|(plan, _)| plan)
+}
+
+/// The plan, and how its version was chosen (which the executor needs as well).
+pub(super) fn make(project: &Project, options: &ReleaseOptions) -> Result<(Plan, Chosen)> {
+    if let (Some(from), Some(only)) = (options.from, options.only) {
+        return Err(Error::usage(
+            format!("--from {from} and --only {only} ask for different sets of steps"),
+            "give one of them: --from runs a step and every one after it, --only runs one",
+        ));
+    }
+    let current = project.read_version()?.version;
+    let chosen = choose_version(project, options, &current)?;
+    let describe = match chosen.version == current {
+        true => project.clone(),
+        false => project.planning_at(chosen.version.clone()),
+    };
+    let mut warnings = Vec::new();
+    let steps = StepKind::ALL
+        .into_iter()
+        .map(|step| {
+            let action = action(project, options, &chosen, step);
+            let (summary, details) = match &action {
+                StepAction::Skip { .. } => (describe_briefly(project, step), Vec::new()),
+                _ => describe_step(&describe, options, &chosen, step, &mut warnings),
+            };
+            PlannedStep { step, action, summary, details }
+        })
+        .collect();
+    let resume = chosen.journal.as_ref().filter(|j| chosen.resumed && !j.entries.is_empty()).map(|j| {
+        let done: Vec<&str> = j.done_steps().into_iter().map(StepKind::name).collect();
+        format!(
+            "continuing the unfinished release of {} (done: {}); to start over instead, remove {}",
+            j.version,
+            if done.is_empty() { "nothing yet".to_string() } else { done.join(", ") },
+            Journal::relative_path(&j.version)
+        )
+    });
+    let plan = Plan {
+        previous: current.to_string(),
+        version: chosen.version.to_string(),
+        bump_reason: chosen.reason.clone(),
+        journal: Journal::relative_path(&chosen.version.to_string()),
+        resume,
+        steps,
+        warnings,
+    };
+    Ok((plan, chosen))
+}
+
+/// The version a release publishes, and the journal it continues, if any.
+pub(super) struct Chosen {
+    pub version: Version,
+    pub reason: String,
+    /// The bump that makes `version` (what a resumed release repeats).
+    pub bump: BumpChoice,
+    /// This release's journal as it is on disk (an earlier run of the same version).
+    pub journal: Option<Journal>,
+    /// `journal` is an unfinished release being continued.
+    pub resumed: bool,
+}
+
+/// An unfinished release is continued rather than bumped again: its journal names the
+/// version VERSION already holds (the bump happened), or the version it holds names
+/// the journal's starting point (the bump was planned and may not have happened).
+fn choose_version(project: &Project, options: &ReleaseOptions, current: &Version) -> Result<Chosen> {
+    let bump_selected = selected(options, StepKind::Bump);
+    let unchanged = |reason: String, bump: BumpChoice| -> Result<Chosen> {
+        let journal = Journal::load(&project.root, &current.to_string())?;
+        let resumed = journal.as_ref().is_some_and(|j| !j.complete);
+        Ok(Chosen { version: current.clone(), reason, bump, journal, resumed })
+    };
+    if !bump_selected {
+        return unchanged("the bump step is not selected".into(), BumpChoice::None);
+    }
+    let unfinished = Journal::unfinished(&project.root)?;
+    let continuing = unfinished
+        .iter()
+        .find(|j| j.version == current.to_string())
+        .or_else(|| unfinished.iter().find(|j| j.previous == current.to_string() && j.done(StepKind::Bump, None).is_none()));
+    if let Some(journal) = continuing {
+        if options.bump != BumpChoice::Auto && options.bump != journal.bump {
+            return Err(Error::usage(
+                format!(
+                    "an unfinished release of {} (bump {}) is waiting to be continued, and --bump {} asks for another",
+                    journal.version, journal.bump, options.bump
+                ),
+                format!(
+                    "run `castoff release` without --bump to finish {}, or remove {} to abandon it",
+                    journal.version,
+                    Journal::relative_path(&journal.version)
+                ),
+            ));
+        }
+        let version = Version::parse(&journal.version).map_err(|e| {
+            Error::invalid(
+                Location::file(Journal::relative_path(&journal.version)).with_key("version"),
+                format!("`{}` is not a version: {e}", journal.version),
+                format!("remove {} to start the release over", Journal::relative_path(&journal.version)),
+            )
+        })?;
+        let reason = match journal.previous == journal.version {
+            true => format!("continuing the release of {version}"),
+            false => format!("continuing the release of {version}, bumped from {}", journal.previous),
+        };
+        return Ok(Chosen { version, reason, bump: journal.bump, journal: Some(journal.clone()), resumed: true });
+    }
+    let request = match options.bump {
+        BumpChoice::None => return unchanged("--bump none: releasing VERSION as it is".into(), BumpChoice::None),
+        BumpChoice::Auto => BumpRequest::Auto,
+        BumpChoice::Level(level) => BumpRequest::Level { level, pre: None },
+    };
+    let outcome = project.bump(&request, WriteOptions { dry_run: true })?;
+    let version = Version::parse(&outcome.version)
+        .map_err(|e| Error::Internal(format!("bump produced `{}`: {e}", outcome.version)))?;
+    match version == *current {
+        true => unchanged(outcome.reason, options.bump),
+        false => {
+            let journal = Journal::load(&project.root, &outcome.version)?;
+            Ok(Chosen { version, reason: outcome.reason, bump: options.bump, journal, resumed: false })
+        }
+    }
+}
+
+/// Whether `--from`/`--only` leave `step` in.
+pub(super) fn selected(options: &ReleaseOptions, step: StepKind) -> bool {
+    options.only.is_none_or(|only| only == step) && options.from.is_none_or(|from| step >= from)
+}
+
+fn action(project: &Project, options: &ReleaseOptions, chosen: &Chosen, step: StepKind) -> StepAction {
+    let skip = |reason: &str| StepAction::Skip { reason: reason.to_string() };
+    let config = &project.config;
+    match step {
+        StepKind::Build | StepKind::Manifest if config.image.is_none() => return skip("castoff.toml has no [image]"),
+        StepKind::Pack | StepKind::Publish if config.packages.is_empty() => {
+            return skip("castoff.toml has no [[package]]")
+        }
+        StepKind::Git if !config.release.git => return skip("[release] git is not set"),
+        StepKind::Bump if chosen.bump == BumpChoice::None && chosen.journal.as_ref().is_none_or(|j| j.done(step, None).is_none()) => {
+            return match selected(options, step) {
+                true => skip("--bump none"),
+                false => skip(&not_selected(options)),
+            }
+        }
+        _ => {}
+    }
+    if !selected(options, step) {
+        return skip(&not_selected(options));
+    }
+    match chosen.journal.as_ref().and_then(|j| j.done(step, None)) {
+        Some(_) if step != StepKind::Publish => StepAction::Verify,
+        // Publish is journalled per feed: it checks the feeds done and pushes the rest.
+        _ => StepAction::Run,
+    }
+}
+
+fn not_selected(options: &ReleaseOptions) -> String {
+    match (options.only, options.from) {
+        (Some(only), _) => format!("--only {only}"),
+        (_, Some(from)) => format!("before --from {from}"),
+        _ => "not selected".into(),
+    }
+}
+
+fn describe_briefly(project: &Project, step: StepKind) -> String {
+    match step {
+        StepKind::Bump => format!("raise {} when the tracked sources changed", project.config.version.file),
+        StepKind::Build => "build and push one image per platform".into(),
+        StepKind::Manifest => "push the multi-arch index under every release tag".into(),
+        StepKind::Pack => "pack every [[package]] with its symbols".into(),
+        StepKind::Publish => "push the packages to every [[feed]]".into(),
+        StepKind::Git => "commit VERSION and the baseline, and tag the commit".into(),
+    }
+}
+
+/// One line and the detail lines for a step that runs, with the project as it will be
+/// at the release's version. What cannot be described (no builder installed, say)
+/// becomes a detail and a warning: preflight reports it properly before anything runs.
+fn describe_step(
+    project: &Project,
+    options: &ReleaseOptions,
+    chosen: &Chosen,
+    step: StepKind,
+    warnings: &mut Vec<String>,
+) -> (String, Vec<String>) {
+    let version = chosen.version.to_string();
+    let mut unknown = |e: Error| -> Vec<String> {
+        warnings.push(format!("{step}: {e}"));
+        vec![format!("cannot describe yet: {e}")]
+    };
+    match step {
+        StepKind::Bump => {
+            let file = &project.config.version.file;
+            let bumped = chosen.journal.as_ref().map_or(false, |j| j.previous != j.version)
+                || project.read_version().map(|f| f.version != chosen.version).unwrap_or(false);
+            match bumped {
+                true => (
+                    format!("{file} → {version} ({})", chosen.reason),
+                    vec![format!("record the source baseline {BASELINE_FILE}"), format!("write {file} = {version}")],
+                ),
+                false => (format!("{file} stays {version} ({})", chosen.reason), Vec::new()),
+            }
+        }
+        StepKind::Build => {
+            let build = BuildOptions { dry_run: true, jobs: options.jobs, ..BuildOptions::default() };
+            match crate::image::run(project, build) {
+                Ok(outcome) => {
+                    let summary = format!("{} image(s) with {} → {}", outcome.images.len(), outcome.builder.name(), outcome.output);
+                    let mut details: Vec<String> =
+                        outcome.images.iter().map(|i| format!("{} → {}", i.platform, i.reference)).collect();
+                    details.extend(outcome.planned.iter().map(|command| format!("run: {command}")));
+                    (summary, details)
+                }
+                Err(e) => (describe_briefly(project, step), unknown(e)),
+            }
+        }
+        StepKind::Manifest => match crate::manifest::planned_tags(project, &chosen.version) {
+            Ok(tags) => (format!("index of every platform under {} tag(s)", tags.len()), tags.into_iter().map(|t| format!("push index → {t}")).collect()),
+            Err(e) => (describe_briefly(project, step), unknown(e)),
+        },
+        StepKind::Pack => match crate::nuget::pack::pack(project, &PackOptions { dry_run: true }) {
+            Ok(outcome) => (format!("{} package(s) at {version}", outcome.packages.len()), outcome.human()),
+            Err(e) => (describe_briefly(project, step), unknown(e)),
+        },
+        StepKind::Publish => {
+            let publish = PublishOptions { dry_run: true, ..PublishOptions::default() };
+            match crate::nuget::publish::publish(project, &publish) {
+                Ok(outcome) => {
+                    warnings.extend(outcome.warnings());
+                    (format!("{} feed(s)", outcome.feeds.len()), outcome.human())
+                }
+                Err(e) => (describe_briefly(project, step), unknown(e)),
+            }
+        }
+        StepKind::Git => {
+            let commands = git_step::commands(project, &chosen.version, options.git_push);
+            (format!("commit and tag {}", project.tag_for(&chosen.version)), commands.iter().map(|c| format!("run: {c}")).collect())
+        }
+    }
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use sha2::{Digest, Sha512};
 
-use super::{lower, sha512_file, Compared, Feed, FeedError, Landed, Upload};
+use super::{lower, sha512_file, Compared, Feed, FeedError, Holds, Landed, Meter, Upload, PROGRESS_STEP};
 use crate::fsutil;
 
 /// Which file of a version folder an upload becomes.
@@ -47,14 +47,25 @@ pub(crate) fn destination(root: &Path, upload: &Upload, slot: Slot) -> PathBuf {
     dir.join(name)
 }
 
-/// Put `upload` into the folder feed.
-pub(crate) fn add(feed: &Feed, root: &Path, upload: &Upload, slot: Slot) -> Result<Landed, FeedError> {
+/// The files beside a package that NuGet needs: `<id-lower>.nuspec` and
+/// `<package>.sha512` (the sign that the package is complete).
+fn side_files(target: &Path, upload: &Upload) -> (PathBuf, PathBuf) {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    (dir.join(format!("{}.nuspec", lower(&upload.id))), PathBuf::from(format!("{}.sha512", target.display())))
+}
+
+/// Put `upload` into the folder feed; `meter` is told how much has been copied.
+pub(crate) fn add(
+    feed: &Feed,
+    root: &Path,
+    upload: &Upload,
+    slot: Slot,
+    meter: Option<&Meter>,
+) -> Result<Landed, FeedError> {
     let target = destination(root, upload, slot);
     let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
     let local = upload.digest(&feed.name)?;
-    let id = lower(&upload.id);
-    let nuspec_path = dir.join(format!("{id}.nuspec"));
-    let sha_path = PathBuf::from(format!("{}.sha512", target.display()));
+    let (nuspec_path, sha_path) = side_files(&target, upload);
 
     if let Some(existing) = existing_digest(feed, &target)? {
         if existing != local {
@@ -76,9 +87,9 @@ pub(crate) fn add(feed: &Feed, root: &Path, upload: &Upload, slot: Slot) -> Resu
     }
 
     fs::create_dir_all(&dir).map_err(|e| feed.io("create directory", &dir, e))?;
-    let Some(copied) = copy_atomic(feed, &upload.path, &target)? else {
+    let Some(copied) = copy_atomic(feed, &upload.path, &target, meter)? else {
         // Another publisher put it there meanwhile: compare with that.
-        return add(feed, root, upload, slot);
+        return add(feed, root, upload, slot, meter);
     };
     if copied != local {
         // The file changed between packing (or hashing) and copying.
@@ -95,6 +106,29 @@ pub(crate) fn add(feed: &Feed, root: &Path, upload: &Upload, slot: Slot) -> Resu
         fsutil::write_atomic(&sha_path, copied.as_bytes()).map_err(|e| feed.io("write", &sha_path, io_of(e)))?;
     }
     Ok(Landed::Pushed)
+}
+
+/// Whether the folder holds `upload` in `slot`, complete (a package with its `.nuspec`
+/// and `.sha512`, which an interrupted publish may have left out) and with the same
+/// SHA-512. Reads only.
+pub(crate) fn holds(feed: &Feed, root: &Path, upload: &Upload, slot: Slot) -> Result<Holds, FeedError> {
+    let target = destination(root, upload, slot);
+    let Some(remote) = existing_digest(feed, &target)? else {
+        return Ok(Holds::Missing(format!("{} is not there", target.display())));
+    };
+    let local = upload.digest(&feed.name)?;
+    if remote != local {
+        return Ok(Holds::Different { local, remote });
+    }
+    if slot == Slot::Package {
+        let (nuspec_path, sha_path) = side_files(&target, upload);
+        for side in [nuspec_path, sha_path] {
+            if !side.is_file() {
+                return Ok(Holds::Missing(format!("{} is not there (an interrupted publish)", side.display())));
+            }
+        }
+    }
+    Ok(Holds::Same)
 }
 
 /// The SHA-512 of the file already at `path`, if one is there.
@@ -114,10 +148,12 @@ fn existing_digest(feed: &Feed, path: &Path) -> Result<Option<String>, FeedError
 /// Copy `from` to `to` through a temporary file in `to`'s directory, hashing as it
 /// goes (memory stays flat whatever the size); never replaces an existing file, so two
 /// publishers racing for the same version cannot overwrite each other. `None` when
-/// `to` appeared meanwhile.
-fn copy_atomic(feed: &Feed, from: &Path, to: &Path) -> Result<Option<String>, FeedError> {
+/// `to` appeared meanwhile. `meter` hears of the bytes copied.
+fn copy_atomic(feed: &Feed, from: &Path, to: &Path, meter: Option<&Meter>) -> Result<Option<String>, FeedError> {
     let dir = to.parent().unwrap_or(Path::new("."));
     let mut source = File::open(from).map_err(|e| feed.io("read", from, e))?;
+    let total = source.metadata().map_err(|e| feed.io("read", from, e))?.len();
+    let (mut copied, mut reported) = (0u64, 0u64);
     let mut temp = tempfile::Builder::new()
         .prefix(".castoff-tmp-")
         .tempfile_in(dir)
@@ -133,6 +169,14 @@ fn copy_atomic(feed: &Feed, from: &Path, to: &Path) -> Result<Option<String>, Fe
         };
         hasher.update(&buffer[..n]);
         temp.write_all(&buffer[..n]).map_err(|e| feed.io("write", temp.path(), e))?;
+        copied += n as u64;
+        if let Some(meter) = meter.filter(|_| copied - reported >= PROGRESS_STEP && copied < total) {
+            reported = copied;
+            meter.report(copied, total);
+        }
+    }
+    if let Some(meter) = meter {
+        meter.report(copied, copied.max(total));
     }
     set_readable(temp.as_file());
     temp.as_file().sync_all().map_err(|e| feed.io("flush", to, e))?;

@@ -81,6 +81,12 @@ pub(crate) enum Download {
     Missing(u16),
 }
 
+/// Whether a read-back's status says the feed has no such file (rather than that it
+/// will not show it).
+pub(crate) fn is_gone(status: u16) -> bool {
+    matches!(status, 404 | 410)
+}
+
 /// One failed attempt.
 enum Attempt {
     Network(ureq::Error),

@@ -11,6 +11,9 @@
 //! a folder) is read back and compared; the same SHA-512 is "already published", a
 //! different one an error naming both. HTTP goes through [`http::FeedHttp`], which keeps
 //! the API key in the one header it belongs in.
+//!
+//! [`Feed::holds`] asks the same read-back without pushing: whether a file a release
+//! recorded as published is still there (`publish::check_published`).
 
 pub(crate) mod folder;
 pub(crate) mod http;
@@ -22,6 +25,7 @@ pub(crate) mod v3;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -30,7 +34,7 @@ use ureq::http::Uri;
 
 use crate::config::{FeedConfig, FeedKind, NetworkConfig};
 use crate::registry::RetryPolicy;
-use http::{ApiKey, Download, FeedHttp};
+use http::{is_gone, ApiKey, Download, FeedHttp};
 use multipart::Multipart;
 
 /// How long one read or write may take when a feed says nothing about `timeout`: the
@@ -167,6 +171,53 @@ pub(crate) enum Compared {
     NotReadable(String),
 }
 
+/// What a feed holds of a file, asked without writing anything ([`Feed::holds`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Holds {
+    /// The feed's copy has the file's SHA-512.
+    Same,
+    /// The feed has this id and version with other content (SHA-512s, base64).
+    Different { local: String, remote: String },
+    /// The feed does not have it, and how that showed.
+    Missing(String),
+    /// The feed cannot show its copy (a symbol endpoint, no download, a read that needs
+    /// credentials), and why.
+    Unreadable(String),
+}
+
+/// The feed's copy of a package, as a read-back found it.
+enum Remote {
+    /// SHA-512, base64.
+    Digest(String),
+    /// The feed answered that it has no such package (404, 410).
+    Absent(String),
+    /// The feed does not show it.
+    Unreadable(String),
+}
+
+/// Told `(sent, total)` bytes as an upload's file is read for sending.
+#[derive(Clone)]
+pub(crate) struct Meter(Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl Meter {
+    pub fn new(report: impl Fn(u64, u64) + Send + Sync + 'static) -> Meter {
+        Meter(Arc::new(report))
+    }
+
+    pub fn report(&self, sent: u64, total: u64) {
+        (self.0)(sent, total)
+    }
+}
+
+impl fmt::Debug for Meter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Meter")
+    }
+}
+
+/// Progress is reported at most once per this many bytes (and once at the end).
+pub(crate) const PROGRESS_STEP: u64 = 64 * 1024;
+
 /// A feed ready to take files. v3 feeds have read their service index.
 pub(crate) struct Feed {
     pub name: String,
@@ -230,11 +281,11 @@ impl Feed {
         matches!(self.access, Access::Folder { .. })
     }
 
-    /// Put `upload` on the feed by `route`.
-    pub fn push(&self, upload: &Upload, route: Route) -> Result<Landed, FeedError> {
+    /// Put `upload` on the feed by `route`; `meter` is told how much of it has been sent.
+    pub fn push(&self, upload: &Upload, route: Route, meter: Option<&Meter>) -> Result<Landed, FeedError> {
         match (&self.access, route) {
-            (Access::Folder { root }, Route::Package) => folder::add(self, root, upload, folder::Slot::Package),
-            (Access::Folder { root }, _) => folder::add(self, root, upload, folder::Slot::Beside),
+            (Access::Folder { root }, Route::Package) => folder::add(self, root, upload, folder::Slot::Package, meter),
+            (Access::Folder { root }, _) => folder::add(self, root, upload, folder::Slot::Beside, meter),
             (Access::V3 { http, endpoints }, Route::SymbolEndpoint) => {
                 let Some(url) = &endpoints.symbols else {
                     return Err(FeedError::Protocol {
@@ -244,15 +295,47 @@ impl Feed {
                         hint: "push the symbols elsewhere with `symbols_feed`, or set symbols = \"auto\"".into(),
                     });
                 };
-                self.push_http(http, url, upload, None)
+                self.push_http(http, url, upload, None, meter)
             }
             (Access::V3 { http, endpoints }, _) => {
                 let read_back = endpoints.flat.as_ref().map(|flat| ReadBack::Flat(flat.clone()));
-                self.push_http(http, &endpoints.publish, upload, read_back)
+                self.push_http(http, &endpoints.publish, upload, read_back, meter)
             }
             (Access::V2 { http, urls }, _) => {
-                self.push_http(http, &urls.push, upload, Some(ReadBack::V2(urls.clone())))
+                self.push_http(http, &urls.push, upload, Some(ReadBack::V2(urls.clone())), meter)
             }
+        }
+    }
+
+    /// Whether the feed still holds `upload` as pushed by `route`, read back the way a
+    /// 409 is (folder: the file's SHA-512; v3: the flat container; v2: the download or
+    /// the OData entry). Writes nothing and sends no API key. A symbols package pushed
+    /// to a v3 symbol endpoint cannot be read back: [`Holds::Unreadable`].
+    pub fn holds(&self, upload: &Upload, route: Route) -> Result<Holds, FeedError> {
+        let remote = match (&self.access, route) {
+            (Access::Folder { root }, Route::Package) => {
+                return folder::holds(self, root, upload, folder::Slot::Package)
+            }
+            (Access::Folder { root }, _) => return folder::holds(self, root, upload, folder::Slot::Beside),
+            (Access::V3 { .. }, Route::SymbolEndpoint) => {
+                return Ok(Holds::Unreadable(SYMBOLS_UNREADABLE.into()));
+            }
+            (Access::V3 { http, endpoints }, _) => match &endpoints.flat {
+                Some(flat) => self.read_back(http, upload, &ReadBack::Flat(flat.clone()))?,
+                None => return Ok(Holds::Unreadable(NO_FLAT_CONTAINER.into())),
+            },
+            (Access::V2 { http, urls }, _) => self.read_back(http, upload, &ReadBack::V2(urls.clone()))?,
+        };
+        match remote {
+            Remote::Digest(remote) => {
+                let local = upload.digest(&self.name)?;
+                Ok(match remote == local {
+                    true => Holds::Same,
+                    false => Holds::Different { local, remote },
+                })
+            }
+            Remote::Absent(why) => Ok(Holds::Missing(why)),
+            Remote::Unreadable(why) => Ok(Holds::Unreadable(why)),
         }
     }
 
@@ -263,13 +346,16 @@ impl Feed {
         url: &Uri,
         upload: &Upload,
         read_back: Option<ReadBack>,
+        meter: Option<&Meter>,
     ) -> Result<Landed, FeedError> {
-        let body = Multipart::new(&upload.path, &upload.filename).map_err(|source| FeedError::Io {
-            feed: self.name.clone(),
-            action: "read",
-            path: upload.path.clone(),
-            source,
-        })?;
+        let body = Multipart::new(&upload.path, &upload.filename)
+            .map_err(|source| FeedError::Io {
+                feed: self.name.clone(),
+                action: "read",
+                path: upload.path.clone(),
+                source,
+            })?
+            .metered(meter.cloned());
         let answer = http.push(url, &body)?;
         if !answer.conflict {
             return Ok(Landed::Pushed);
@@ -278,7 +364,7 @@ impl Feed {
             return Err(self.duplicate(upload));
         }
         let compared = match read_back {
-            None => Compared::NotReadable("symbol packages cannot be read back from a feed".into()),
+            None => Compared::NotReadable(SYMBOLS_UNREADABLE.into()),
             Some(read_back) => self.compare(http, upload, &read_back)?,
         };
         // After a lost answer, a 409 most likely means our own earlier attempt landed;
@@ -292,29 +378,41 @@ impl Feed {
 
     /// Read the feed's copy of `upload` and compare digests.
     fn compare(&self, http: &FeedHttp, upload: &Upload, read_back: &ReadBack) -> Result<Compared, FeedError> {
-        let remote = match read_back {
+        match self.read_back(http, upload, read_back)? {
+            Remote::Digest(remote) => {
+                let local = upload.digest(&self.name)?;
+                match remote == local {
+                    true => Ok(Compared::Same),
+                    false => Err(self.conflict(upload, local, remote)),
+                }
+            }
+            Remote::Absent(why) | Remote::Unreadable(why) => Ok(Compared::NotReadable(why)),
+        }
+    }
+
+    /// The SHA-512 of the feed's copy of `upload`, or why there is none to hash.
+    fn read_back(&self, http: &FeedHttp, upload: &Upload, read_back: &ReadBack) -> Result<Remote, FeedError> {
+        match read_back {
             ReadBack::Flat(flat) => {
                 let url = v3::flat_url(flat, &upload.id, &upload.version)
                     .map_err(|problem| self.protocol_at(flat, problem))?;
-                match http.download_digest(&url)? {
-                    Download::Digest(digest) => Some(digest),
+                Ok(match http.download_digest(&url)? {
+                    Download::Digest(digest) => Remote::Digest(digest),
                     Download::Missing(status) => {
-                        return Ok(Compared::NotReadable(format!(
-                            "the flat container answered {status} for it (the feed may still be indexing it)"
-                        )))
+                        let why =
+                            format!("the flat container answered {status} for it (the feed may still be indexing it)");
+                        match is_gone(status) {
+                            true => Remote::Absent(why),
+                            false => Remote::Unreadable(why),
+                        }
                     }
-                }
+                })
             }
-            ReadBack::V2(urls) => match v2::read_back(http, urls, &upload.id, &upload.version)? {
-                v2::Found::Digest(digest) => Some(digest),
-                v2::Found::Nothing(why) => return Ok(Compared::NotReadable(why)),
-            },
-        };
-        let local = upload.digest(&self.name)?;
-        match remote {
-            Some(remote) if remote == local => Ok(Compared::Same),
-            Some(remote) => Err(self.conflict(upload, local, remote)),
-            None => Ok(Compared::NotReadable("the feed offers no download".into())),
+            ReadBack::V2(urls) => Ok(match v2::read_back(http, urls, &upload.id, &upload.version)? {
+                v2::Found::Digest(digest) => Remote::Digest(digest),
+                v2::Found::Absent(why) => Remote::Absent(why),
+                v2::Found::Nothing(why) => Remote::Unreadable(why),
+            }),
         }
     }
 
@@ -349,6 +447,9 @@ impl Feed {
         FeedError::Io { feed: self.name.clone(), action, path: path.to_path_buf(), source }
     }
 }
+
+const SYMBOLS_UNREADABLE: &str = "symbol packages cannot be read back from a feed";
+const NO_FLAT_CONTAINER: &str = "the service index has no PackageBaseAddress/3.0.0 (flat container) to read it from";
 
 /// Where a feed lets castoff read a package back.
 #[derive(Debug, Clone)]

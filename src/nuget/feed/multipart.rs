@@ -7,10 +7,16 @@
 //! chunked: some feeds and proxies mishandle chunked uploads), and a body that streams
 //! the file from disk and can be opened again for a retry. The framing is RFC 7578's
 //! and fits in a few lines: a head (boundary and part headers), the file, a tail.
+//!
+//! The body counts what is read from it: for progress (the file's bytes, through a
+//! [`Meter`]) and for the crash tests (`CASTOFF_CRASH_AT=upload:nuget:<bytes>`, see
+//! `crate::faults`).
 
 use std::fs::File;
 use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
+
+use super::{Meter, PROGRESS_STEP};
 
 /// One file as a multipart body; [`Multipart::open`] gives a fresh reader per attempt.
 #[derive(Debug)]
@@ -20,6 +26,7 @@ pub(crate) struct Multipart {
     tail: Vec<u8>,
     path: PathBuf,
     file_len: u64,
+    meter: Option<Meter>,
 }
 
 impl Multipart {
@@ -38,7 +45,13 @@ impl Multipart {
         )
         .into_bytes();
         let tail = format!("\r\n--{boundary}--\r\n").into_bytes();
-        Ok(Multipart { boundary, head, tail, path: path.to_path_buf(), file_len })
+        Ok(Multipart { boundary, head, tail, path: path.to_path_buf(), file_len, meter: None })
+    }
+
+    /// Report the file's bytes to `meter` as each reader is read.
+    pub fn metered(mut self, meter: Option<Meter>) -> Multipart {
+        self.meter = meter;
+        self
     }
 
     /// The request's `Content-Type`.
@@ -67,7 +80,51 @@ impl Multipart {
                 self.file_len
             )));
         }
-        Ok(Cursor::new(self.head.clone()).chain(file.take(len)).chain(Cursor::new(self.tail.clone())))
+        let body = Cursor::new(self.head.clone()).chain(file.take(len)).chain(Cursor::new(self.tail.clone()));
+        Ok(Counted {
+            body,
+            read: 0,
+            head: self.head.len() as u64,
+            total: self.content_length(),
+            file_len: self.file_len,
+            reported: None,
+            meter: self.meter.clone(),
+        })
+    }
+}
+
+/// A body being read for sending: counts the bytes, tells the meter about the file's
+/// share (at most every [`PROGRESS_STEP`] bytes, and once when the body is complete),
+/// and gives the crash tests their point.
+struct Counted<R> {
+    body: R,
+    read: u64,
+    head: u64,
+    total: u64,
+    file_len: u64,
+    /// The file bytes last reported.
+    reported: Option<u64>,
+    meter: Option<Meter>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.body.read(buf)?;
+        self.read += n as u64;
+        crate::faults::crash_after_bytes("upload:nuget", self.read);
+        if let Some(meter) = &self.meter {
+            let done = self.read >= self.total;
+            let sent = if done { self.file_len } else { self.read.saturating_sub(self.head).min(self.file_len) };
+            let due = match self.reported {
+                None => done || sent >= PROGRESS_STEP,
+                Some(last) => sent > last && (done || sent - last >= PROGRESS_STEP),
+            };
+            if due {
+                self.reported = Some(sent);
+                meter.report(sent, self.file_len);
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -136,6 +193,38 @@ Content-Type: application/octet-stream\r\n\r\nPK\x03\x04 zip bytes \r\n--not-a-b
         assert_ne!(a, b);
         assert!(a.len() <= 70 && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{a}");
         assert_eq!(quote("a\"b\\c\r\nd.nupkg"), "a\\\"b\\\\cd.nupkg");
+    }
+
+    #[test]
+    fn the_meter_sees_the_file_bytes_in_steps_and_at_the_end() {
+        use std::sync::{Arc, Mutex};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.nupkg");
+        let len = 3 * PROGRESS_STEP + 123;
+        std::fs::write(&path, vec![7u8; len as usize]).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let meter = {
+            let seen = seen.clone();
+            Meter::new(move |sent, total| seen.lock().unwrap().push((sent, total)))
+        };
+        let body = Multipart::new(&path, "big.nupkg").unwrap().metered(Some(meter));
+        let mut reader = body.open().unwrap();
+        let mut buffer = vec![0u8; 4096];
+        let mut sent = 0;
+        while let n @ 1.. = reader.read(&mut buffer).unwrap() {
+            sent += n as u64;
+        }
+        assert_eq!(sent, body.content_length());
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.last(), Some(&(len, len)), "{seen:?}");
+        assert!(seen.iter().all(|(_, total)| *total == len), "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[1].0 >= w[0].0 + PROGRESS_STEP || w[1].0 == len), "{seen:?}");
+        assert!((3..=4).contains(&seen.len()), "every 64 KiB and at the end: {seen:?}");
+
+        // A retry reads (and reports) it again from the start.
+        let mut again = Vec::new();
+        body.open().unwrap().read_to_end(&mut again).unwrap();
+        assert_eq!(again.len() as u64, body.content_length());
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Fixture {
 
     fn project(&self, toml: &str) -> Project {
         let config = Config::parse(toml, Path::new("castoff.toml")).unwrap();
-        Project { root: self.root().to_path_buf(), config, config_file: None }
+        Project { root: self.root().to_path_buf(), config, config_file: None, planned_version: None }
     }
 
     fn publish(&self, toml: &str) -> Result<PublishOutcome> {
@@ -289,7 +289,9 @@ fn an_unset_key_variable_stops_everything_first() {
     assert_eq!(error.exit_code(), 2);
     assert!(feed.requests().is_empty(), "not even the service index was read");
     // A dry run only warns.
-    let outcome = fixture.publish_with(&v3_toml(&feed, ""), &PublishOptions { dry_run: true, feeds: vec![] }).unwrap();
+    let outcome = fixture
+        .publish_with(&v3_toml(&feed, ""), &PublishOptions { dry_run: true, ..PublishOptions::default() })
+        .unwrap();
     assert!(outcome.warnings().iter().any(|w| w.contains(KEY_ENV)), "{:?}", outcome.warnings());
     assert_eq!(statuses(&outcome), [("Acme.Lib.1.2.0.nupkg".into(), FileStatus::WouldPush)]);
     assert!(feed.requests().is_empty(), "a dry run speaks to no feed");
@@ -347,9 +349,9 @@ fn symbols_go_to_the_symbols_feed() {
     assert!(outcome.human().iter().any(|l| l.contains("to feed syms")), "{:?}", outcome.human());
 
     // --feed selects; the symbols feed still receives what the selected feed sends it.
-    let only = PublishOptions { dry_run: true, feeds: vec!["main".into()] };
+    let only = PublishOptions { dry_run: true, feeds: vec!["main".into()], ..PublishOptions::default() };
     assert_eq!(fixture.publish_with(&toml, &only).unwrap().feeds.len(), 1);
-    let unknown = PublishOptions { dry_run: true, feeds: vec!["nope".into()] };
+    let unknown = PublishOptions { dry_run: true, feeds: vec!["nope".into()], ..PublishOptions::default() };
     let error = fixture.publish_with(&toml, &unknown).unwrap_err();
     assert!(error_text(&error).contains("main, syms"), "{}", error_text(&error));
 }
@@ -427,4 +429,137 @@ fn two_feeds_on_one_folder_do_not_race() {
     assert_eq!((pushed + already, pushed >= 1), (4, true), "{:?}", statuses(&outcome));
     let copied = fixture.root().join("shared/acme.lib/1.2.0/acme.lib.1.2.0.nupkg");
     assert_eq!(sha512_file(&copied).unwrap(), fixture.packages[0].sha512.clone().unwrap());
+}
+
+impl Fixture {
+    /// Check `recorded` as a release re-run would: read back from its journal (JSON).
+    fn check(&self, toml: &str, recorded: &PublishOutcome) -> Vec<(String, Option<String>)> {
+        let journal = serde_json::to_string(&recorded.feeds).unwrap();
+        let feeds: Vec<FeedOutcome> = serde_json::from_str(&journal).unwrap();
+        check_with(&self.project(toml), &feeds, || Ok(Some(self.packages.clone()))).unwrap()
+    }
+}
+
+const FOLDER: &str = "[[feed]]\nname = \"local\"\nurl = \"feed\"\n";
+
+#[test]
+fn check_published_compares_a_folder_feed_with_the_packed_files() {
+    let fixture = Fixture::new(Some(SymbolsKind::Snupkg));
+    let recorded = fixture.publish(FOLDER).unwrap();
+    assert_eq!(fixture.check(FOLDER, &recorded), [("local".to_string(), None)]);
+    let dir = fixture.root().join("feed/acme.lib/1.2.0");
+
+    // The symbols package changed on the feed: both digests named.
+    let snupkg = dir.join("acme.lib.1.2.0.snupkg");
+    std::fs::write(&snupkg, b"something else").unwrap();
+    let reason = fixture.check(FOLDER, &recorded)[0].1.clone().unwrap();
+    let (ours, theirs) = (sha512_file(&fixture.symbols()).unwrap(), sha512_reader(&b"something else"[..]).unwrap());
+    assert!(reason.contains("Acme.Lib.1.2.0.snupkg") && reason.contains(&ours) && reason.contains(&theirs), "{reason}");
+    assert!(reason.contains("dist/nuget/Acme.Lib.1.2.0.snupkg"), "the local file, relative: {reason}");
+    std::fs::copy(fixture.symbols(), &snupkg).unwrap();
+    assert_eq!(fixture.check(FOLDER, &recorded)[0].1, None);
+
+    // An interrupted publish: the package without its .sha512 is not complete.
+    std::fs::remove_file(dir.join("acme.lib.1.2.0.nupkg.sha512")).unwrap();
+    let reason = fixture.check(FOLDER, &recorded)[0].1.clone().unwrap();
+    assert!(reason.contains("acme.lib.1.2.0.nupkg.sha512 is not there"), "{reason}");
+    // Publishing again completes it.
+    fixture.publish(FOLDER).unwrap();
+    assert_eq!(fixture.check(FOLDER, &recorded)[0].1, None);
+
+    std::fs::remove_dir_all(fixture.root().join("feed")).unwrap();
+    let reason = fixture.check(FOLDER, &recorded)[0].1.clone().unwrap();
+    assert!(reason.contains("feed `local` no longer has Acme.Lib.1.2.0.nupkg"), "{reason}");
+    assert!(!fixture.root().join("feed").exists(), "a check writes nothing");
+
+    // A feed no longer configured, and packed files gone.
+    let renamed = FOLDER.replace("\"local\"", "\"other\"");
+    let reason = fixture.check(&renamed, &recorded)[0].1.clone().unwrap();
+    assert!(reason.contains("feed `local` is no longer in castoff.toml"), "{reason}");
+    let gone = check_with(&fixture.project(FOLDER), &recorded.feeds, || Ok(None)).unwrap();
+    assert!(gone[0].1.as_deref().unwrap().contains("packed files are gone"), "{gone:?}");
+}
+
+#[test]
+fn check_published_reads_a_v3_feed_back_without_the_key() {
+    let feed = V3Feed::start();
+    let mut fixture = Fixture::new(Some(SymbolsKind::Snupkg));
+    let toml = v3_toml(&feed, "");
+    let recorded = fixture.publish(&toml).unwrap();
+    // No key needed: read-backs carry none.
+    fixture.env.clear();
+    let before = feed.requests().len();
+    assert_eq!(fixture.check(&toml, &recorded), [("v3".to_string(), None)], "the snupkg counts as present");
+    let reads = &feed.requests()[before..];
+    assert!(reads.iter().all(|r| r.method == "GET" && r.header("x-nuget-apikey").is_none()), "{reads:?}");
+    assert_eq!(reads.iter().filter(|r| r.path.starts_with("/v3/flat/")).count(), 1, "{reads:?}");
+
+    // Different content on the feed: both digests.
+    let other = package_bytes("Acme.Lib", "1.2.0", false, 4321);
+    let remote = sha512_reader(&other[..]).unwrap();
+    feed.insert_package("Acme.Lib", "1.2.0", other);
+    let reason = fixture.check(&toml, &recorded)[0].1.clone().unwrap();
+    assert!(reason.contains(&remote) && reason.contains(fixture.packages[0].sha512.as_deref().unwrap()), "{reason}");
+
+    // The same feed name on a feed without the package: missing (404).
+    let empty = V3Feed::start();
+    let reason = fixture.check(&v3_toml(&empty, ""), &recorded)[0].1.clone().unwrap();
+    assert!(reason.contains("feed `v3` no longer has Acme.Lib.1.2.0.nupkg") && reason.contains("404"), "{reason}");
+    assert!(empty.pushes().is_empty());
+
+    // An unreachable feed cannot be asked: an error, not a verdict.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gone = format!(
+        "[network]\nattempts = 1\n\n[[feed]]\nname = \"v3\"\nurl = \"http://127.0.0.1:{port}/v3/index.json\"\n"
+    );
+    assert!(check_with(&fixture.project(&gone), &recorded.feeds, || Ok(Some(fixture.packages.clone()))).is_err());
+}
+
+#[test]
+fn publish_reports_progress_per_file_and_feed() {
+    use std::sync::{Arc, Mutex};
+    let feed = V3Feed::start();
+    let mut fixture = Fixture::new(Some(SymbolsKind::Snupkg));
+    fixture.packages.clear();
+    fixture.add_package("Acme.Lib", "1.2.0", Some(SymbolsKind::Snupkg), 200_000);
+    type Calls = Mutex<Vec<(String, String, u64, u64)>>;
+    let seen: Arc<Calls> = Arc::default();
+    let progress: UploadProgress = {
+        let seen = seen.clone();
+        Arc::new(move |feed: &str, file: &str, sent, total| {
+            seen.lock().unwrap().push((feed.to_string(), file.to_string(), sent, total))
+        })
+    };
+    let toml = format!("{}\n{FOLDER}", v3_toml(&feed, ""));
+    let options = PublishOptions { progress: Some(progress), ..PublishOptions::default() };
+    fixture.publish_with(&toml, &options).unwrap();
+    let seen = seen.lock().unwrap().clone();
+    for (feed, path) in
+        [("v3", fixture.nupkg().to_path_buf()), ("v3", fixture.symbols()), ("local", fixture.nupkg().to_path_buf())]
+    {
+        let file = path.file_name().unwrap().to_str().unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        let calls: Vec<_> = seen.iter().filter(|(f, name, ..)| f == feed && name == file).collect();
+        assert!(!calls.is_empty(), "{feed} {file}: {seen:?}");
+        assert_eq!(calls.last().map(|c| (c.2, c.3)), Some((size, size)), "{feed} {file}: {calls:?}");
+        assert!(calls.windows(2).all(|w| w[0].2 < w[1].2), "{calls:?}");
+    }
+    assert!(format!("{options:?}").contains("progress"));
+}
+
+#[test]
+fn check_published_reads_the_real_v2_feed_back() {
+    let feed = testkit::pynuget::Pynuget::start(DEFAULT_KEY);
+    let fixture = Fixture::new(None);
+    let toml = |url: &str| {
+        format!("[[feed]]\nname = \"v2\"\nurl = \"{url}\"\nprotocol = \"v2\"\napi_key_env = \"{KEY_ENV}\"\n")
+    };
+    let recorded = fixture.publish(&toml(&feed.url())).unwrap();
+    assert_eq!(statuses(&recorded), [("Acme.Lib.1.2.0.nupkg".into(), FileStatus::Pushed)]);
+    assert_eq!(fixture.check(&toml(&feed.url()), &recorded), [("v2".to_string(), None)]);
+
+    // pynuget answers a version it does not have with an empty OData feed: missing.
+    let empty = testkit::pynuget::Pynuget::start(DEFAULT_KEY);
+    let reason = fixture.check(&toml(&empty.url()), &recorded)[0].1.clone().unwrap();
+    assert!(reason.contains("feed `v2` no longer has Acme.Lib.1.2.0.nupkg") && reason.contains("no entry"), "{reason}");
 }

@@ -15,7 +15,7 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use ureq::http::Uri;
 
-use super::http::{Download, FeedHttp};
+use super::http::{is_gone, Download, FeedHttp};
 use super::FeedError;
 use crate::registry::transport::display_url;
 
@@ -33,6 +33,9 @@ pub(crate) struct Urls {
 pub(crate) enum Found {
     /// SHA-512 of the feed's copy, base64.
     Digest(String),
+    /// The feed says it has no such package (404/410, or an OData feed without the
+    /// entry), and how that showed.
+    Absent(String),
     /// The feed offers no way to read it back, and why.
     Nothing(String),
 }
@@ -85,14 +88,17 @@ pub(crate) fn read_back(http: &FeedHttp, urls: &Urls, id: &str, version: &str) -
     let entry_url = urls.entry(id, version).map_err(|p| protocol(&urls.odata, p))?;
     let document = http.get(&entry_url, "application/atom+xml, application/xml")?;
     if !(200..300).contains(&document.status) {
-        return Ok(Found::Nothing(format!(
-            "neither {} nor the OData entry could be read (HTTP {})",
-            display_url(&download),
-            document.status
-        )));
+        let why =
+            format!("neither {} nor the OData entry could be read (HTTP {})", display_url(&download), document.status);
+        return Ok(match is_gone(document.status) {
+            true => Found::Absent(why),
+            false => Found::Nothing(why),
+        });
     }
     let entry = match parse_entry(&document.body) {
-        Ok(entry) => entry,
+        Ok(Some(entry)) => entry,
+        // pynuget answers an unknown version with an empty feed.
+        Ok(None) => return Ok(Found::Absent(format!("its OData query {} found no entry", display_url(&entry_url)))),
         Err(problem) => return Ok(Found::Nothing(format!("its OData entry is unreadable: {problem}"))),
     };
     if let Some(hash) = entry.sha512 {
@@ -106,7 +112,11 @@ pub(crate) fn read_back(http: &FeedHttp, urls: &Urls, id: &str, version: &str) -
     match http.download_digest(&content)? {
         Download::Digest(digest) => Ok(Found::Digest(digest)),
         Download::Missing(status) => {
-            Ok(Found::Nothing(format!("its download {} answered {status}", display_url(&content))))
+            let why = format!("its download {} answered {status}", display_url(&content));
+            Ok(match is_gone(status) {
+                true => Found::Absent(why),
+                false => Found::Nothing(why),
+            })
         }
     }
 }
@@ -120,8 +130,9 @@ pub(crate) struct Entry {
     pub sha512: Option<String>,
 }
 
-/// Read the first `<entry>` (or the document itself when it is one).
-pub(crate) fn parse_entry(xml: &[u8]) -> Result<Entry, String> {
+/// Read the first `<entry>` (or the document itself when it is one); `None` for a feed
+/// with no entry at all.
+pub(crate) fn parse_entry(xml: &[u8]) -> Result<Option<Entry>, String> {
     let mut reader = Reader::from_reader(xml);
     let mut buffer = Vec::new();
     let (mut hash, mut algorithm, mut content) = (None, None, None);
@@ -171,7 +182,7 @@ pub(crate) fn parse_entry(xml: &[u8]) -> Result<Entry, String> {
         (Some(hash), Some(algorithm)) if algorithm.eq_ignore_ascii_case("SHA512") && !hash.is_empty() => Some(hash),
         _ => None,
     };
-    Ok(Entry { content, sha512 })
+    Ok((entries > 0).then_some(Entry { content, sha512 }))
 }
 
 #[cfg(test)]
@@ -231,7 +242,7 @@ mod tests {
   </entry>
   <entry><content src="second"/></entry>
 </feed>"#;
-        let entry = parse_entry(xml).unwrap();
+        let entry = parse_entry(xml).unwrap().unwrap();
         assert_eq!(entry.content.as_deref(), Some("http://127.0.0.1:5101/download/1/1.0.0?a=1&b=2"));
         assert_eq!(
             entry.sha512.as_deref(),
@@ -239,7 +250,10 @@ mod tests {
         );
         let sha256 = br#"<entry><content src="x"/><properties><PackageHash>abc</PackageHash>
             <PackageHashAlgorithm>SHA256</PackageHashAlgorithm></properties></entry>"#;
-        assert_eq!(parse_entry(sha256).unwrap(), Entry { content: Some("x".into()), sha512: None });
+        assert_eq!(parse_entry(sha256).unwrap(), Some(Entry { content: Some("x".into()), sha512: None }));
         assert!(parse_entry(b"<entry><a></b></entry>").is_err());
+        let empty = br#"<?xml version="1.0" encoding="utf-8"?>
+<feed xml:base="http://127.0.0.1:5101/" xmlns="http://www.w3.org/2005/Atom"><title>FindPackagesById</title></feed>"#;
+        assert_eq!(parse_entry(empty).unwrap(), None, "pynuget's answer for a version it does not have");
     }
 }
