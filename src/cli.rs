@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use castoff::config::BuilderKind;
 use castoff::image::{self, BuildOptions, ImageStatus, LogSink};
-use castoff::manifest::{self, ManifestOptions, Mode, TagStatus};
 use castoff::init::{Ci, Scaffold};
+use castoff::manifest::{self, ManifestOptions, Mode, TagStatus};
 use castoff::release::render::{OutputStyle, Renderer};
 use castoff::{BumpChoice, BumpRequest, Error, InitOptions, Project, Release, ReleaseOptions, StepKind, WriteOptions};
 
@@ -329,7 +329,7 @@ fn report_error(error: &anyhow::Error, output: &Output) -> ExitCode {
     }
     let hint = typed.and_then(Error::hint);
     if let Some(hint) = &hint {
-        eprintln!("  hint: {hint}");
+        eprintln!("  hint: {}", hint.replace('\n', "\n        "));
     }
     if output.json {
         let json = serde_json::json!({
@@ -402,9 +402,10 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
         }
         Command::Release { steps, dry_run, jobs } => {
             let project = open()?;
-            let release = Release::plan(&project, steps.options(dry_run, jobs))?;
+            let mut release = Release::plan(&project, steps.options(dry_run, jobs))?;
+            release.preflight()?;
             let renderer = Renderer::new(output.style());
-            match dry_run || output.json {
+            match dry_run {
                 true => renderer.plan(release.steps()).context("writing the plan")?,
                 false => release.steps().headline().iter().for_each(|line| output.note(line)),
             }
@@ -441,7 +442,7 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
                 if !outcome.kept.is_empty() {
                     writeln!(out, "kept {}", outcome.kept.join(", "))?;
                 }
-                Ok(())
+                outcome.notes.iter().try_for_each(|note| writeln!(out, "next: {note}"))
             })?;
             Ok(ExitCode::SUCCESS)
         }

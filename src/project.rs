@@ -24,8 +24,7 @@ use crate::version::{self, BumpRequest, ProjectLock, VersionFile};
 pub const CASTOFF_DIR: &str = ".castoff";
 pub const LOCK_FILE: &str = ".castoff/lock";
 /// Keeps castoff's private files out of git; the baseline stays committed.
-pub const CASTOFF_GITIGNORE: (&str, &str) =
-    (".castoff/.gitignore", "cache/\nlock\njournal/\nrelease.lock\n");
+pub const CASTOFF_GITIGNORE: (&str, &str) = (".castoff/.gitignore", "cache/\nlock\njournal/\nrelease.lock\n");
 
 #[derive(Debug, Clone)]
 pub struct Project {

@@ -19,6 +19,8 @@ mod nuget_pack;
 mod nuget_publish;
 mod prerelease;
 mod recovery;
+mod release;
+mod release_steps;
 mod safety;
 mod services;
 mod sources;

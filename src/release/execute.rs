@@ -13,8 +13,8 @@ use super::journal::{now, Entry, Journal};
 use super::plan::{self, Chosen};
 use super::steps::{self, Ctx, Done};
 use super::{
-    preflight, Event, EventSink, PackageReport, Plan, ReleaseOptions, ReleaseOutcome, StepAction, StepKind,
-    StepReport, StepStatus, TagReport,
+    preflight, Event, EventSink, PackageReport, Plan, ReleaseOptions, ReleaseOutcome, StepAction, StepKind, StepReport,
+    StepStatus, TagReport,
 };
 use crate::error::{Error, Result};
 use crate::faults::crash_point;
@@ -32,9 +32,6 @@ pub(super) fn execute(
     sink: &dyn EventSink,
 ) -> Result<ReleaseOutcome> {
     let started = Instant::now();
-    // Preflight reads only, so a release refused for a missing tool or key has written
-    // nothing, not even the lock file.
-    preflight::preflight(project, options, &plan, &parse_version(&plan.version)?)?;
     if options.dry_run {
         return Ok(dry_run(plan, sink, started));
     }
@@ -48,6 +45,12 @@ pub(super) fn execute(
     let (plan, chosen) = plan::make(project, options)?;
     let version = parse_version(&plan.version)?;
     Executor::new(project, options, sink, &plan, chosen, version).run(started)
+}
+
+/// Preflight (see [`preflight`]); it reads only, so a release refused for a missing
+/// tool or key has written nothing, not even the lock file.
+pub(super) fn preflight(project: &Project, options: &ReleaseOptions, plan: &Plan) -> Result<()> {
+    preflight::preflight(project, options, plan, &parse_version(&plan.version)?)
 }
 
 fn parse_version(text: &str) -> Result<Version> {
@@ -163,7 +166,7 @@ impl<'a> Executor<'a> {
             reports.push(report);
         }
         let journal = self.with_journal(|journal| {
-            journal.complete = complete(self.plan, journal);
+            journal.complete = complete(self.project, journal);
             Ok(journal.clone())
         })?;
         Ok(ReleaseOutcome {
@@ -231,7 +234,10 @@ impl<'a> Executor<'a> {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| (String::new(), Err(Error::Internal("a publish thread panicked".into())))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| (String::new(), Err(Error::Internal("a publish thread panicked".into()))))
+                })
                 .collect()
         });
         let mut summary = Vec::new();
@@ -339,12 +345,16 @@ fn check(ctx: &Ctx<'_>, step: StepKind, entry: &Entry) -> Result<Option<String>>
     }
 }
 
-/// Every step castoff.toml asks for is recorded done (steps left out by `--only` or
-/// `--from` must have been done by an earlier run for the release to be complete).
-fn complete(plan: &Plan, journal: &Journal) -> bool {
-    plan.steps.iter().all(|planned| match &planned.action {
-        StepAction::Skip { reason } if !reason.starts_with("--only") && !reason.starts_with("before --from") => true,
-        _ => journal.done(planned.step, None).is_some(),
+/// Every step castoff.toml asks for is recorded done (steps left out by `--only`,
+/// `--from` or `--bump none` count only when an earlier run did them), every feed
+/// included.
+fn complete(project: &Project, journal: &Journal) -> bool {
+    StepKind::ALL.into_iter().filter(|step| plan::not_configured(project, *step).is_none()).all(|step| match step {
+        StepKind::Bump => journal.done(step, None).is_some() || journal.previous == journal.version,
+        StepKind::Publish => {
+            steps::feed_names(project).iter().all(|feed| journal.done(StepKind::Publish, Some(feed)).is_some())
+        }
+        step => journal.done(step, None).is_some(),
     })
 }
 
@@ -354,7 +364,10 @@ fn tags(journal: &Journal) -> Vec<TagReport> {
     let tags = entry.result["tags"].as_array().cloned().unwrap_or_default();
     tags.iter()
         .filter_map(|tag| {
-            Some(TagReport { reference: tag["reference"].as_str()?.to_string(), digest: tag["digest"].as_str()?.to_string() })
+            Some(TagReport {
+                reference: tag["reference"].as_str()?.to_string(),
+                digest: tag["digest"].as_str()?.to_string(),
+            })
         })
         .collect()
 }
@@ -377,7 +390,11 @@ fn packages(journal: &Journal) -> Vec<PackageReport> {
                     None => status,
                 };
                 let feed = file["to"].as_str().unwrap_or(name).to_string();
-                reports.push(PackageReport { file: file["file"].as_str().unwrap_or_default().to_string(), feed, outcome });
+                reports.push(PackageReport {
+                    file: file["file"].as_str().unwrap_or_default().to_string(),
+                    feed,
+                    outcome,
+                });
             }
         }
     }

@@ -77,11 +77,9 @@ pub fn preflight(project: &Project, version: &Version, push: bool) -> Vec<Error>
         Ok(_) => {}
     }
     let tag = project.tag_for(version);
-    if let Some(tagged) = tag_commit(&project.root, &tag) {
-        let head = head(&project.root).unwrap_or_default();
-        if tagged != head && !is_release_commit(project, &tagged, version) {
-            problems.push(tag_elsewhere(&tag, &tagged));
-        }
+    if let Some(tagged) = tag_commit(&project.root, &tag).filter(|tagged| !is_release_commit(project, tagged, version))
+    {
+        problems.push(tag_elsewhere(&tag, &tagged));
     }
     if push {
         let remote = &project.config.release.remote;
@@ -111,10 +109,14 @@ pub fn run(project: &Project, version: &Version, push: bool) -> Result<GitOutcom
     let paths = paths(project);
     let present: Vec<&String> = paths.iter().filter(|p| root.join(p).exists()).collect();
     git(root).args(["add", "--"]).args(present.iter().map(|p| p.as_str())).run_checked()?;
-    let staged = git(root).args(["diff", "--cached", "--quiet", "--"]).args(present.iter().map(|p| p.as_str())).run()?;
+    let staged =
+        git(root).args(["diff", "--cached", "--quiet", "--"]).args(present.iter().map(|p| p.as_str())).run()?;
     let committed = !staged.success();
     if committed {
-        git(root).args(["commit", "--quiet", "-m", message.as_str(), "--"]).args(present.iter().map(|p| p.as_str())).run_checked()?;
+        git(root)
+            .args(["commit", "--quiet", "-m", message.as_str(), "--"])
+            .args(present.iter().map(|p| p.as_str()))
+            .run_checked()?;
     }
     git(root).args(["tag", "-a", tag.as_str(), "-m", message.as_str()]).run_checked()?;
     let commit = head(root).ok_or_else(|| Error::Internal("HEAD vanished after the release commit".into()))?;
@@ -157,13 +159,21 @@ fn is_release_commit(project: &Project, commit: &str, version: &Version) -> bool
     let out = git(&project.root).args(["show", spec.as_str()]).run();
     out.ok()
         .filter(|o| o.success())
-        .and_then(|o| crate::version::file::parse_version(String::from_utf8_lossy(&o.stdout).trim().trim_start_matches('\u{feff}')).ok())
+        .and_then(|o| {
+            crate::version::file::parse_version(
+                String::from_utf8_lossy(&o.stdout).trim().trim_start_matches('\u{feff}'),
+            )
+            .ok()
+        })
         .is_some_and(|found| found == *version)
 }
 
 fn tag_elsewhere(tag: &str, commit: &str) -> Error {
-    Error::Failed {
-        problem: format!("git tag {tag} already exists on commit {commit}, which is not this release's"),
-        hint: format!("a released tag is never moved: bump to a new version, or delete the tag (`git tag -d {tag}`) if it was a mistake"),
-    }
+    Error::usage(
+        format!("git tag {tag} already exists on commit {commit}, which is not this release's"),
+        format!(
+            "a released tag is never moved: bump to a new version, or delete the tag (`git tag -d {tag}`) if it was \
+             a mistake"
+        ),
+    )
 }

@@ -102,7 +102,7 @@ impl Journal {
                 found.push(journal);
             }
         }
-        found.sort_by(|a, b| semver_key(&a.version).cmp(&semver_key(&b.version)));
+        found.sort_by_key(|journal| semver_key(&journal.version));
         Ok(found)
     }
 

@@ -108,9 +108,7 @@ impl fmt::Display for BumpChoice {
         match self {
             BumpChoice::Auto => f.write_str("auto"),
             BumpChoice::None => f.write_str("none"),
-            BumpChoice::Level(level) => {
-                crate::version::BumpRequest::Level { level: *level, pre: None }.fmt(f)
-            }
+            BumpChoice::Level(level) => crate::version::BumpRequest::Level { level: *level, pre: None }.fmt(f),
         }
     }
 }
@@ -136,13 +134,23 @@ pub struct Release<'p> {
     project: &'p Project,
     options: ReleaseOptions,
     plan: Plan,
+    preflighted: bool,
 }
 
 impl<'p> Release<'p> {
     /// Plan a release of `project`: no network I/O, no file changed.
     pub fn plan(project: &'p Project, options: ReleaseOptions) -> Result<Release<'p>> {
         let plan = plan::plan(project, &options)?;
-        Ok(Release { project, options, plan })
+        Ok(Release { project, options, plan, preflighted: false })
+    }
+
+    /// Check every tool, credential and feed the plan needs, reporting all that is
+    /// missing in one error. Reads only. [`Release::execute`] runs it when the caller
+    /// has not (callers run it first to print nothing but the error when it fails).
+    pub fn preflight(&mut self) -> Result<()> {
+        execute::preflight(self.project, &self.options, &self.plan)?;
+        self.preflighted = true;
+        Ok(())
     }
 
     /// The steps, as `castoff plan` prints them.
@@ -151,7 +159,10 @@ impl<'p> Release<'p> {
     }
 
     /// Preflight, then run every planned step (or, in a dry run, report them).
-    pub fn execute(self, sink: &dyn EventSink) -> Result<ReleaseOutcome> {
+    pub fn execute(mut self, sink: &dyn EventSink) -> Result<ReleaseOutcome> {
+        if !self.preflighted {
+            self.preflight()?;
+        }
         execute::execute(self.project, &self.options, self.plan, sink)
     }
 }

@@ -151,6 +151,8 @@ pub(super) struct Chosen {
     pub journal: Option<Journal>,
     /// `journal` is an unfinished release being continued.
     pub resumed: bool,
+    /// The release raises VERSION (or, resumed, raised it).
+    pub bumps: bool,
 }
 
 /// An unfinished release is continued rather than bumped again: its journal names the
@@ -161,16 +163,15 @@ fn choose_version(project: &Project, options: &ReleaseOptions, current: &Version
     let unchanged = |reason: String, bump: BumpChoice| -> Result<Chosen> {
         let journal = Journal::load(&project.root, &current.to_string())?;
         let resumed = journal.as_ref().is_some_and(|j| !j.complete);
-        Ok(Chosen { version: current.clone(), reason, bump, journal, resumed })
+        Ok(Chosen { version: current.clone(), reason, bump, journal, resumed, bumps: false })
     };
     if !bump_selected {
         return unchanged("the bump step is not selected".into(), BumpChoice::None);
     }
     let unfinished = Journal::unfinished(&project.root)?;
-    let continuing = unfinished
-        .iter()
-        .find(|j| j.version == current.to_string())
-        .or_else(|| unfinished.iter().find(|j| j.previous == current.to_string() && j.done(StepKind::Bump, None).is_none()));
+    let continuing = unfinished.iter().find(|j| j.version == current.to_string()).or_else(|| {
+        unfinished.iter().find(|j| j.previous == current.to_string() && j.done(StepKind::Bump, None).is_none())
+    });
     if let Some(journal) = continuing {
         if options.bump != BumpChoice::Auto && options.bump != journal.bump {
             return Err(Error::usage(
@@ -196,7 +197,15 @@ fn choose_version(project: &Project, options: &ReleaseOptions, current: &Version
             true => format!("continuing the release of {version}"),
             false => format!("continuing the release of {version}, bumped from {}", journal.previous),
         };
-        return Ok(Chosen { version, reason, bump: journal.bump, journal: Some(journal.clone()), resumed: true });
+        let bumps = journal.previous != journal.version;
+        return Ok(Chosen {
+            version,
+            reason,
+            bump: journal.bump,
+            journal: Some(journal.clone()),
+            resumed: true,
+            bumps,
+        });
     }
     let request = match options.bump {
         BumpChoice::None => return unchanged("--bump none: releasing VERSION as it is".into(), BumpChoice::None),
@@ -210,7 +219,7 @@ fn choose_version(project: &Project, options: &ReleaseOptions, current: &Version
         true => unchanged(outcome.reason, options.bump),
         false => {
             let journal = Journal::load(&project.root, &outcome.version)?;
-            Ok(Chosen { version, reason: outcome.reason, bump: options.bump, journal, resumed: false })
+            Ok(Chosen { version, reason: outcome.reason, bump: options.bump, journal, resumed: false, bumps: true })
         }
     }
 }
@@ -220,16 +229,27 @@ pub(super) fn selected(options: &ReleaseOptions, step: StepKind) -> bool {
     options.only.is_none_or(|only| only == step) && options.from.is_none_or(|from| step >= from)
 }
 
-fn action(project: &Project, options: &ReleaseOptions, chosen: &Chosen, step: StepKind) -> StepAction {
-    let skip = |reason: &str| StepAction::Skip { reason: reason.to_string() };
+/// Why castoff.toml leaves `step` out of every release of this project, if it does.
+pub(super) fn not_configured(project: &Project, step: StepKind) -> Option<&'static str> {
     let config = &project.config;
     match step {
-        StepKind::Build | StepKind::Manifest if config.image.is_none() => return skip("castoff.toml has no [image]"),
-        StepKind::Pack | StepKind::Publish if config.packages.is_empty() => {
-            return skip("castoff.toml has no [[package]]")
-        }
-        StepKind::Git if !config.release.git => return skip("[release] git is not set"),
-        StepKind::Bump if chosen.bump == BumpChoice::None && chosen.journal.as_ref().is_none_or(|j| j.done(step, None).is_none()) => {
+        StepKind::Build | StepKind::Manifest if config.image.is_none() => Some("castoff.toml has no [image]"),
+        StepKind::Pack | StepKind::Publish if config.packages.is_empty() => Some("castoff.toml has no [[package]]"),
+        StepKind::Git if !config.release.git => Some("[release] git is not set"),
+        _ => None,
+    }
+}
+
+fn action(project: &Project, options: &ReleaseOptions, chosen: &Chosen, step: StepKind) -> StepAction {
+    let skip = |reason: &str| StepAction::Skip { reason: reason.to_string() };
+    if let Some(reason) = not_configured(project, step) {
+        return skip(reason);
+    }
+    match step {
+        StepKind::Bump
+            if chosen.bump == BumpChoice::None
+                && chosen.journal.as_ref().is_none_or(|j| j.done(step, None).is_none()) =>
+        {
             return match selected(options, step) {
                 true => skip("--bump none"),
                 false => skip(&not_selected(options)),
@@ -284,9 +304,7 @@ fn describe_step(
     match step {
         StepKind::Bump => {
             let file = &project.config.version.file;
-            let bumped = chosen.journal.as_ref().map_or(false, |j| j.previous != j.version)
-                || project.read_version().map(|f| f.version != chosen.version).unwrap_or(false);
-            match bumped {
+            match chosen.bumps {
                 true => (
                     format!("{file} → {version} ({})", chosen.reason),
                     vec![format!("record the source baseline {BASELINE_FILE}"), format!("write {file} = {version}")],
@@ -298,7 +316,12 @@ fn describe_step(
             let build = BuildOptions { dry_run: true, jobs: options.jobs, ..BuildOptions::default() };
             match crate::image::run(project, build) {
                 Ok(outcome) => {
-                    let summary = format!("{} image(s) with {} → {}", outcome.images.len(), outcome.builder.name(), outcome.output);
+                    let summary = format!(
+                        "{} image(s) with {} → {}",
+                        outcome.images.len(),
+                        outcome.builder.name(),
+                        outcome.output
+                    );
                     let mut details: Vec<String> =
                         outcome.images.iter().map(|i| format!("{} → {}", i.platform, i.reference)).collect();
                     details.extend(outcome.planned.iter().map(|command| format!("run: {command}")));
@@ -308,7 +331,10 @@ fn describe_step(
             }
         }
         StepKind::Manifest => match crate::manifest::planned_tags(project, &chosen.version) {
-            Ok(tags) => (format!("index of every platform under {} tag(s)", tags.len()), tags.into_iter().map(|t| format!("push index → {t}")).collect()),
+            Ok(tags) => (
+                format!("index of every platform under {} tag(s)", tags.len()),
+                tags.into_iter().map(|t| format!("push index → {t}")).collect(),
+            ),
             Err(e) => (describe_briefly(project, step), unknown(e)),
         },
         StepKind::Pack => match crate::nuget::pack::pack(project, &PackOptions { dry_run: true }) {
@@ -327,7 +353,10 @@ fn describe_step(
         }
         StepKind::Git => {
             let commands = git_step::commands(project, &chosen.version, options.git_push);
-            (format!("commit and tag {}", project.tag_for(&chosen.version)), commands.iter().map(|c| format!("run: {c}")).collect())
+            (
+                format!("commit and tag {}", project.tag_for(&chosen.version)),
+                commands.iter().map(|c| format!("run: {c}")).collect(),
+            )
         }
     }
 }

@@ -42,14 +42,16 @@ pub(super) fn preflight(project: &Project, options: &ReleaseOptions, plan: &Plan
 /// registry, one read of the first platform's tag: the registry answers and takes the
 /// credentials castoff found.
 fn images(project: &Project, options: &ReleaseOptions) -> Result<()> {
-    let planned = crate::image::run(project, BuildOptions { dry_run: true, jobs: options.jobs, ..BuildOptions::default() })?;
+    let planned =
+        crate::image::run(project, BuildOptions { dry_run: true, jobs: options.jobs, ..BuildOptions::default() })?;
     let Some(image) = project.config.image.as_ref() else { return Ok(()) };
     if image.build.output != OutputTarget::Registry {
         return Ok(());
     }
     let Some(first) = planned.images.first() else { return Ok(()) };
-    let reference = Reference::from_str(&first.reference)
-        .map_err(|e| Error::Internal(format!("planned reference `{}` does not parse: {}", first.reference, e.problem())))?;
+    let reference = Reference::from_str(&first.reference).map_err(|e| {
+        Error::Internal(format!("planned reference `{}` does not parse: {}", first.reference, e.problem()))
+    })?;
     crate::image::client(project, image).head_manifest(&reference)?;
     Ok(())
 }

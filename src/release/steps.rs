@@ -26,8 +26,8 @@ pub(super) struct Done {
 
 impl Done {
     fn new(summary: Vec<String>, result: impl serde::Serialize) -> Result<Done> {
-        let result = serde_json::to_value(result)
-            .map_err(|e| Error::Internal(format!("cannot record a step's result: {e}")))?;
+        let result =
+            serde_json::to_value(result).map_err(|e| Error::Internal(format!("cannot record a step's result: {e}")))?;
         Ok(Done { status: StepStatus::Done, summary, result })
     }
 }
@@ -60,7 +60,10 @@ pub(super) fn bump(ctx: &Ctx<'_>) -> Result<Done> {
     };
     if current == *ctx.version && ctx.bump != BumpChoice::Auto {
         let summary = vec![format!("VERSION already holds {current}")];
-        return Ok(Done { status: StepStatus::AlreadyDone, ..Done::new(summary, serde_json::json!({ "version": current.to_string() }))? });
+        return Ok(Done {
+            status: StepStatus::AlreadyDone,
+            ..Done::new(summary, serde_json::json!({ "version": current.to_string() }))?
+        });
     }
     let outcome = ctx.project.bump(&request, WriteOptions::default())?;
     if outcome.version != ctx.version.to_string() {
@@ -159,7 +162,9 @@ pub(super) fn publish_feed(ctx: &Ctx<'_>, feed: &str) -> Result<Done> {
             dry_run: false,
             feeds,
             progress: Some(Arc::new(move |feed: &str, file: &str, sent: u64, total: u64| {
-                sink.event(&Event::Progress { step: StepKind::Publish, task: format!("{file} → {feed}"), sent, total })
+                sink.event(&Event::Progress {
+                    step: StepKind::Publish, task: format!("{file} → {feed}"), sent, total
+                })
             })),
         };
         crate::nuget::publish::publish(ctx.project, &options)

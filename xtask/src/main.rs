@@ -1,11 +1,12 @@
 //! castoff's own automation, in Rust so it runs wherever cargo does:
-//! `cargo xtask test | lint | bump <level> | bench [sources]`.
+//! `cargo xtask test | lint | bump <level> | release | bench <name>`.
 
 #![allow(clippy::disallowed_methods)] // automation runs cargo, apt-get and the tools it measures
 
 mod bench;
 mod bump;
 mod prereqs;
+mod release;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ enum Task {
     Lint,
     /// Bump castoff's own VERSION through the library API (not a subprocess).
     Bump(bump::BumpArgs),
+    /// Release castoff itself through the library API (`--dry-run` to see the plan).
+    Release(release::ReleaseArgs),
     /// Measure castoff against the tools users would otherwise run, side by side.
     Bench(bench::BenchArgs),
 }
@@ -41,6 +44,7 @@ fn main() -> Result<()> {
         Task::Test { args } => test::run(&args),
         Task::Lint => test::lint(),
         Task::Bump(args) => bump::run(args),
+        Task::Release(args) => release::run(args),
         Task::Bench(args) => bench::run(args),
     }
 }
