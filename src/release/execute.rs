@@ -18,7 +18,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::faults::crash_point;
-use crate::project::{ensure_castoff_gitignore, Project};
+use crate::project::{ensure_castoff_dir, ensure_castoff_gitignore, Project};
 use crate::version::ProjectLock;
 
 /// Held for a whole release: a second `castoff release` of the project fails at once,
@@ -35,12 +35,15 @@ pub(super) fn execute(
     if options.dry_run {
         return Ok(dry_run(plan, sink, started));
     }
-    ensure_castoff_gitignore(&project.root)?;
+    ensure_castoff_dir(&project.root)?;
     let _lock = ProjectLock::acquire(
         &project.root.join(RELEASE_LOCK),
         &format!("castoff release {}", plan.version),
         Duration::ZERO,
     )?;
+    // Only the lock holder upgrades `.castoff/.gitignore` (to name the journals): a
+    // refused release changes nothing.
+    ensure_castoff_gitignore(&project.root)?;
     // Another release may have finished steps between planning and the lock.
     let (plan, chosen) = plan::make(project, options)?;
     let version = parse_version(&plan.version)?;

@@ -8,6 +8,8 @@
 //! registry per test), `images` (OCI layouts pushed with skopeo), `docker` (the docker
 //! CLI's manifest commands) and `programs` (running them, failing loudly when missing).
 
+pub mod record;
+
 pub use testkit::{docker, images, programs, registry, temp_dir};
 
 use std::collections::BTreeMap;
@@ -269,23 +271,29 @@ pub struct TreeHash(BTreeMap<String, String>);
 
 /// Snapshot `root`, leaving out [`UNHASHED`]. Symlinks are recorded, never followed.
 pub fn tree_hash_of(root: &Path) -> TreeHash {
+    tree_hash_except(root, UNHASHED)
+}
+
+/// Snapshot `root`, leaving out only the paths in `skip` (e.g. `&[".git"]`, to see
+/// castoff's private state too).
+pub fn tree_hash_except(root: &Path, skip: &[&str]) -> TreeHash {
     let mut files = BTreeMap::new();
-    collect(root, "", &mut files);
+    collect(root, "", skip, &mut files);
     TreeHash(files)
 }
 
-fn collect(root: &Path, rel: &str, files: &mut BTreeMap<String, String>) {
+fn collect(root: &Path, rel: &str, skip: &[&str], files: &mut BTreeMap<String, String>) {
     let mut entries: Vec<_> = fs::read_dir(root.join(rel)).unwrap().map(|e| e.unwrap()).collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name().into_string().unwrap();
         let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-        if UNHASHED.contains(&path.as_str()) {
+        if skip.contains(&path.as_str()) {
             continue;
         }
         let kind = entry.file_type().unwrap();
         if kind.is_dir() {
-            collect(root, &path, files);
+            collect(root, &path, skip, files);
             continue;
         }
         let digest = if kind.is_symlink() {
@@ -347,8 +355,19 @@ pub fn assert_rejected(repo: &TempRepo, args: &[&str], loc: Option<Loc>, mention
 /// with `--json`, an `{"error": {message, location, hint, exit_code}}` object on stdout
 /// matching `loc`; and not one file of the repository modified.
 pub fn check_rejected(repo: &TempRepo, args: &[&str], loc: Option<Loc>, mentions: &[&str]) -> Result<(), String> {
+    check_rejected_env(repo, args, &[], loc, mentions)
+}
+
+/// [`check_rejected`] with these environment variables set for castoff (both runs).
+pub fn check_rejected_env(
+    repo: &TempRepo,
+    args: &[&str],
+    env: &[(String, String)],
+    loc: Option<Loc>,
+    mentions: &[&str],
+) -> Result<(), String> {
     let before = repo.tree_hash();
-    let output = repo.castoff(args).output().unwrap();
+    let output = repo.castoff(args).envs(env.iter().map(|(k, v)| (k, v))).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let context = format!("`castoff {}`\nstderr:\n{stderr}", args.join(" "));
     let mut problems = Vec::new();
@@ -370,7 +389,7 @@ pub fn check_rejected(repo: &TempRepo, args: &[&str], loc: Option<Loc>, mentions
     if repo.tree_hash() != before {
         problems.push(format!("files changed:\nbefore {before:?}\nafter  {:?}", repo.tree_hash()));
     }
-    if let Err(problem) = check_json_error(repo, args, loc, &before) {
+    if let Err(problem) = check_json_error(repo, args, env, loc, &before) {
         problems.push(problem);
     }
     if problems.is_empty() {
@@ -380,8 +399,14 @@ pub fn check_rejected(repo: &TempRepo, args: &[&str], loc: Option<Loc>, mentions
     }
 }
 
-fn check_json_error(repo: &TempRepo, args: &[&str], loc: Option<Loc>, before: &TreeHash) -> Result<(), String> {
-    let output = repo.castoff(with_json(args)).output().unwrap();
+fn check_json_error(
+    repo: &TempRepo,
+    args: &[&str],
+    env: &[(String, String)],
+    loc: Option<Loc>,
+    before: &TreeHash,
+) -> Result<(), String> {
+    let output = repo.castoff(with_json(args)).envs(env.iter().map(|(k, v)| (k, v))).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let value: Value = serde_json::from_str(stdout.trim())
         .map_err(|e| format!("with --json, stdout is not one JSON object ({e}): {stdout:?}"))?;
