@@ -206,3 +206,39 @@ pub struct PackageReport {
     pub feed: String,
     pub outcome: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_round_trip_in_release_order() {
+        for (step, name) in StepKind::ALL.into_iter().zip(StepKind::NAMES) {
+            assert_eq!(step.name(), name);
+            assert_eq!(name.parse::<StepKind>(), Ok(step));
+        }
+        assert!(StepKind::ALL.windows(2).all(|pair| pair[0] < pair[1]), "ordered as they run");
+        let error = "deploy".parse::<StepKind>().unwrap_err();
+        assert!(error.contains("bump, build, manifest, pack, publish, git"), "{error}");
+    }
+
+    #[test]
+    fn from_and_only_select_steps() {
+        let only = ReleaseOptions { only: Some(StepKind::Pack), ..ReleaseOptions::default() };
+        let from = ReleaseOptions { from: Some(StepKind::Manifest), ..ReleaseOptions::default() };
+        let picked = |options: &ReleaseOptions| -> Vec<StepKind> {
+            StepKind::ALL.into_iter().filter(|step| plan::selected(options, *step)).collect()
+        };
+        assert_eq!(picked(&only), [StepKind::Pack]);
+        assert_eq!(picked(&from), [StepKind::Manifest, StepKind::Pack, StepKind::Publish, StepKind::Git]);
+        assert_eq!(picked(&ReleaseOptions::default()), StepKind::ALL);
+    }
+
+    #[test]
+    fn bump_choices_parse_and_print() {
+        for name in BumpChoice::NAMES {
+            assert_eq!(BumpChoice::parse(name).map(|c| c.to_string()).as_deref(), Some(name));
+        }
+        assert_eq!(BumpChoice::parse("huge"), None);
+    }
+}
