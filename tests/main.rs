@@ -6,11 +6,13 @@
 mod support;
 
 mod bad_input;
+mod bad_input_corpus;
 mod build;
 mod cache;
 mod cli;
 mod concurrency;
 mod dry_run;
+mod faults;
 mod fuzz_regressions;
 mod init;
 mod makefile_flow;

@@ -67,6 +67,15 @@ pub fn open(file: File, shown: &Path, expected_id: &str, expected: &NugetVersion
         .map(|name| name.map(|n| n.into_owned()))
         .collect::<zip::result::ZipResult<Vec<String>>>()
         .map_err(|e| not_a_package(format!("has an unreadable entry name: {e}")))?;
+    if let Some(problem) = entries.iter().find_map(|name| unsafe_entry_name(name)) {
+        return Err(Error::invalid(
+            Location::file(shown),
+            problem,
+            "a package's entries must be relative paths inside it; delete the file and run `castoff pack` again",
+        ));
+    }
+    let mut archive = archive;
+    check_declared_sizes(&mut archive, shown)?;
     let mut checked = Checked {
         shown: shown.to_path_buf(),
         id: String::new(),
@@ -111,6 +120,57 @@ pub fn open(file: File, shown: &Path, expected_id: &str, expected: &NugetVersion
     checked.version = version;
     checked.package_types = nuspec.package_types;
     Ok(checked)
+}
+
+/// Why an entry name could write outside the directory a client extracts the package
+/// into (zip slip), if it could: `..` segments, absolute paths, drive letters, and
+/// backslashes (which Windows clients treat as separators).
+fn unsafe_entry_name(name: &str) -> Option<String> {
+    let shown: String = name.chars().take(200).collect();
+    let problem = if name.contains('\\') {
+        "a backslash"
+    } else if name.starts_with('/') {
+        "an absolute path"
+    } else if name.as_bytes().get(1) == Some(&b':') {
+        "a drive letter"
+    } else if name.split('/').any(|segment| segment == "..") {
+        "a `..` segment"
+    } else if name.contains('\0') {
+        "a NUL byte"
+    } else {
+        return None;
+    };
+    Some(format!("has an entry `{shown}` with {problem}: extracting it would write outside the package's folder"))
+}
+
+/// Deflate cannot expand data more than 1032-fold; an entry claiming more (or more than
+/// a package file may hold) is a zip bomb or a damaged archive, refused before any
+/// byte of it is inflated.
+fn check_declared_sizes<R: std::io::Read + std::io::Seek>(archive: &mut ZipArchive<R>, shown: &Path) -> Result<()> {
+    const MAX_DEFLATE_RATIO: u64 = 1032;
+    for index in 0..archive.len() {
+        let entry = archive.by_index_raw(index).map_err(|e| {
+            Error::invalid(
+                Location::file(shown),
+                format!("has an unreadable entry: {e}"),
+                "delete it and run `castoff pack` again",
+            )
+        })?;
+        let (size, packed) = (entry.size(), entry.compressed_size());
+        let bomb =
+            size > crate::nuget::content::MAX_FILE_SIZE || size > packed.max(1).saturating_mul(MAX_DEFLATE_RATIO);
+        if bomb {
+            return Err(Error::invalid(
+                Location::file(shown),
+                format!(
+                    "has an entry `{}` claiming {size} bytes from {packed} compressed",
+                    entry.name().map(|n| n.into_owned()).unwrap_or_else(|_| format!("#{index}"))
+                ),
+                "no real package holds that; delete the file and run `castoff pack` again",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Check a nupkg and its symbols package together.

@@ -44,6 +44,13 @@ impl VersionFile {
                     format!("create it with `castoff init`, or write a version such as 0.1.0 into {}", shown.display()),
                 ))
             }
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory || path.is_dir() => {
+                return Err(Error::invalid(
+                    Location::file(shown),
+                    "the version file is a directory",
+                    format!("replace {} with a file holding one version, such as 0.1.0", shown.display()),
+                ))
+            }
             Err(e) => return Err(Error::io("read", path, e)),
         };
         let (version, bom, line_ending) = parse(&bytes)
@@ -112,6 +119,14 @@ pub fn parse(bytes: &[u8]) -> Result<(Version, bool, LineEnding), (String, Strin
 
 /// Parse one version string, explaining the common near-misses.
 pub fn parse_version(text: &str) -> Result<Version, (String, String)> {
+    // Errors quote the text; a runaway line is described, not repeated.
+    const LONGEST: usize = 256;
+    if text.len() > LONGEST {
+        return Err((
+            format!("the version is {} characters long, not a version such as 1.2.3", text.len()),
+            "write one version, major.minor.patch (e.g. 1.2.3), on the file's first line".into(),
+        ));
+    }
     if let Some(rest) = text.strip_prefix(['v', 'V']) {
         return Err((
             format!("`{text}` starts with `{}`", &text[..1]),

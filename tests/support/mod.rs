@@ -8,6 +8,8 @@
 //! registry per test), `images` (OCI layouts pushed with skopeo), `docker` (the docker
 //! CLI's manifest commands) and `programs` (running them, failing loudly when missing).
 
+pub mod example;
+pub mod proxy;
 pub mod record;
 
 pub use testkit::{docker, images, programs, registry, temp_dir};
