@@ -48,6 +48,11 @@ use crate::project::Project;
 pub struct PackOptions {
     /// Show what would be written; write nothing.
     pub dry_run: bool,
+    /// With `dry_run`: check the inputs (manifest, files, PDBs, output directory) and
+    /// name the packages, without compressing them: what a release's plan and
+    /// preflight need, at the cost of a stat per file rather than a deflate of every
+    /// byte. Sizes are then unknown (0).
+    pub check_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,7 +74,10 @@ impl PackOutcome {
         let warnings = self.warnings.iter().map(|w| format!("warning: {w}"));
         let packed = self.packages.iter().map(|packed| {
             let shown = packed.nupkg.strip_prefix(&self.root).unwrap_or(&packed.nupkg);
-            let mut line = format!("{verb} {} ({})", shown.display(), size(packed.size));
+            let mut line = match packed.size {
+                0 if self.dry_run => format!("{verb} {}", shown.display()),
+                bytes => format!("{verb} {} ({})", shown.display(), size(bytes)),
+            };
             if let Some(name) = packed.symbols.as_ref().and_then(|s| s.path.file_name()) {
                 line.push_str(&format!(" + {}", name.to_string_lossy()));
             }
@@ -141,6 +149,10 @@ pub fn pack(project: &Project, options: &PackOptions) -> Result<PackOutcome> {
         .map(|config| plan(project, config, &version, &mut warnings))
         .collect::<Result<Vec<_>>>()?;
     check_distinct(&plans)?;
+    if options.dry_run && options.check_only {
+        let packages = plans.iter().map(|plan| checked_only(project, plan)).collect::<Result<Vec<_>>>()?;
+        return Ok(PackOutcome { packages, dry_run: true, warnings, root: project.root.clone() });
+    }
 
     let mut created = Vec::new();
     let result = write_all(project, &plans, options.dry_run, &mut created);
@@ -152,6 +164,19 @@ pub fn pack(project: &Project, options: &PackOptions) -> Result<PackOutcome> {
     }
     let packages = result?;
     Ok(PackOutcome { packages, dry_run: options.dry_run, warnings, root: project.root.clone() })
+}
+
+/// A planned package named, not written (see [`PackOptions::check_only`]).
+fn checked_only(project: &Project, plan: &Plan<'_>) -> Result<Packed> {
+    check_output_dir(project, &plan.config.output)?;
+    Ok(Packed {
+        id: plan.nuspec.id.value.clone(),
+        version: plan.version.normalized.clone(),
+        nupkg: plan.nupkg(&project.root),
+        sha512: None,
+        size: 0,
+        symbols: plan.symbols.as_ref().map(|(kind, _)| SymbolsFile { kind: *kind, path: plan.symbols_path(&project.root, *kind) }),
+    })
 }
 
 /// The packages `castoff pack` already wrote for the current version, validated; `None`
@@ -715,7 +740,7 @@ mod tests {
     fn dry_run_writes_nothing_and_reports_the_same_digest() {
         let (dir, project) = fixture("");
         let before = tree(dir.path());
-        let dry = pack(&project, &PackOptions { dry_run: true }).unwrap();
+        let dry = pack(&project, &PackOptions { dry_run: true, ..PackOptions::default() }).unwrap();
         assert_eq!(tree(dir.path()), before);
         assert!(dry.human()[1].starts_with("dry run: would pack dist/nuget/App.1.2.3.nupkg ("), "{:?}", dry.human());
         let real = pack(&project, &PackOptions::default()).unwrap();

@@ -171,7 +171,7 @@ pub fn publish(project: &Project, options: &PublishOptions) -> Result<PublishOut
     let packages = || -> Result<(Vec<Packed>, bool)> {
         match pack::existing(project)? {
             Some(existing) => Ok((existing.packages, false)),
-            None => Ok((pack::pack(project, &PackOptions { dry_run: options.dry_run })?.packages, true)),
+            None => Ok((pack::pack(project, &PackOptions { dry_run: options.dry_run, check_only: options.dry_run })?.packages, true)),
         }
     };
     publish_with(project, options, &|name| std::env::var(name), packages)

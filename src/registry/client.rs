@@ -102,7 +102,7 @@ pub enum RegistryError {
     Denied { registry: String, status: u16, credential_source: String },
     #[error("{what} was not found")]
     NotFound { what: String },
-    #[error("{registry} is unreachable after {attempts} attempt(s) over {elapsed:?}: {last_error}")]
+    #[error("{registry} is unreachable after {attempts} attempt(s) over {:.1} s: {last_error}", .elapsed.as_secs_f64())]
     Unreachable { registry: String, attempts: u32, elapsed: Duration, last_error: String },
     #[error("refusing plain HTTP to {registry}")]
     InsecureRefused { registry: String },

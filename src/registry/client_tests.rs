@@ -245,11 +245,11 @@ fn gives_up_after_the_policy_attempts_with_the_last_status() {
 #[test]
 fn other_errors_are_not_retried_and_bodies_are_scrubbed() {
     let server = TestServer::start(|_: &Seen| {
-        Canned::status(500).body("oops, token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.Zm9vYmFyYmF6cXV4MTIzNDU2 leaked")
+        Canned::status(501).body("oops, token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.Zm9vYmFyYmF6cXV4MTIzNDU2 leaked")
     });
     let client = anonymous();
     match client.get_manifest(&reference(&server, "team/app:1.0")).unwrap_err() {
-        RegistryError::Status { status: 500, body, url, .. } => {
+        RegistryError::Status { status: 501, body, url, .. } => {
             assert_eq!(body, "oops, token **** leaked");
             assert_eq!(url, format!("http://{}/v2/team/app/manifests/1.0", server.authority()));
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::client::RetryPolicy;
 
 /// HTTP statuses that mean "try again later": rate limiting and gateway trouble.
-pub(crate) const RETRY_STATUSES: [u16; 4] = [429, 502, 503, 504];
+pub(crate) const RETRY_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
 
 /// The retry budget of one logical request (its redirect hops, token fetch and
 /// retries share it): how many attempts failed, and since when it runs. Counting

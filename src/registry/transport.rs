@@ -7,7 +7,7 @@
 //!   for, so a redirect to blob storage or an upload URL on another host gets none;
 //! - redirects followed here (never by ureq), GET and HEAD only, at most
 //!   [`MAX_REDIRECTS`], never from HTTPS down to HTTP;
-//! - bounded retries with backoff on 429/502/503/504 and connection failures, and only
+//! - bounded retries with backoff on 429/500/502/503/504 and connection failures, and only
 //!   while the request body can still be sent again;
 //! - response bodies read with a size cap; every request sent is counted.
 

@@ -337,7 +337,7 @@ fn describe_step(
             ),
             Err(e) => (describe_briefly(project, step), unknown(e)),
         },
-        StepKind::Pack => match crate::nuget::pack::pack(project, &PackOptions { dry_run: true }) {
+        StepKind::Pack => match crate::nuget::pack::pack(project, &PackOptions { dry_run: true, check_only: true }) {
             Ok(outcome) => (format!("{} package(s) at {version}", outcome.packages.len()), outcome.human()),
             Err(e) => (describe_briefly(project, step), unknown(e)),
         },

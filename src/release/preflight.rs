@@ -24,7 +24,7 @@ pub(super) fn preflight(project: &Project, options: &ReleaseOptions, plan: &Plan
         problems.extend(images(&at, options).err());
     }
     if runs(StepKind::Pack) {
-        problems.extend(crate::nuget::pack::pack(&at, &PackOptions { dry_run: true }).err());
+        problems.extend(crate::nuget::pack::pack(&at, &PackOptions { dry_run: true, check_only: true }).err());
     }
     if runs(StepKind::Publish) {
         problems.extend(crate::nuget::publish::preflight(&at));

@@ -118,7 +118,7 @@ pub(super) fn check_manifest(ctx: &Ctx<'_>, entry: &Entry) -> Result<Option<Stri
 }
 
 pub(super) fn pack(ctx: &Ctx<'_>) -> Result<Done> {
-    let outcome = crate::nuget::pack::pack(ctx.project, &PackOptions { dry_run: false })?;
+    let outcome = crate::nuget::pack::pack(ctx.project, &PackOptions::default())?;
     outcome.warnings.iter().for_each(|w| ctx.warn(w.clone()));
     Done::new(outcome.human(), &outcome)
 }

@@ -25,3 +25,12 @@ use tempfile::TempDir;
 pub fn temp_dir() -> TempDir {
     tempfile::Builder::new().prefix("castoff-it-").tempdir().expect("create a temporary directory")
 }
+
+/// Close `stream` abortively: `SO_LINGER` 0, so the peer gets a TCP RST ("connection
+/// reset by peer") instead of an orderly FIN, and unsent data is dropped. For fault
+/// injection (std has no stable `set_linger`; tokio's socket wrapper needs no runtime).
+pub fn close_with_reset(stream: std::net::TcpStream) {
+    let socket = tokio::net::TcpSocket::from_std_stream(stream);
+    let _ = socket.set_zero_linger();
+    drop(socket);
+}

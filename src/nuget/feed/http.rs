@@ -21,16 +21,13 @@ use ureq::{Agent, SendBody};
 
 use super::multipart::Multipart;
 use super::{sha512_reader, FeedError};
-use crate::registry::retry::{parse_retry_after, Budget};
+use crate::registry::retry::{parse_retry_after, Budget, RETRY_STATUSES};
 use crate::registry::transport::{
     agent, display_url, excerpt, is_downgrade, is_redirect, is_retryable, plain_http_allowed, resolve_location, scrub,
     Origin, MAX_REDIRECTS,
 };
 use crate::registry::RetryPolicy;
 use crate::secret::Secret;
-
-/// Statuses worth another attempt: rate limiting and server trouble.
-const RETRY_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
 
 /// The largest service index or OData entry read.
 const DOCUMENT_LIMIT: u64 = 4 * 1024 * 1024;

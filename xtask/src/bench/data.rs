@@ -49,4 +49,16 @@ impl BinaryLike {
         bytes.truncate(size);
         bytes
     }
+
+    /// `size` bytes of incompressible data (every block random): what goes over the wire
+    /// is the size of the file, compressed or not.
+    pub fn random(seed: u64, size: usize) -> Vec<u8> {
+        let mut data = BinaryLike::new(seed);
+        let mut bytes = Vec::with_capacity(size + Self::BLOCK);
+        while bytes.len() < size {
+            data.block(true, &mut bytes);
+        }
+        bytes.truncate(size);
+        bytes
+    }
 }

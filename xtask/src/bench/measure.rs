@@ -27,6 +27,12 @@ pub fn time(runs: usize, warmup: bool, mut call: impl FnMut() -> Result<()>) -> 
     Ok(Timing { median: samples[samples.len() / 2] })
 }
 
+/// The median of samples timed by hand (at least one).
+pub fn median(mut samples: Vec<Duration>) -> Timing {
+    samples.sort();
+    Timing { median: samples.get(samples.len() / 2).copied().unwrap_or_default() }
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }

@@ -7,6 +7,7 @@ mod data;
 mod manifest;
 mod measure;
 mod nuget;
+mod release;
 mod sources;
 
 use anyhow::{Context, Result};
@@ -37,6 +38,9 @@ enum Group {
     Build,
     /// NuGet: push to pynuget against curl, peak RSS, pack against NuGet.exe (mono).
     Nuget,
+    /// `castoff release` end to end: examples/app against the separate commands, and its
+    /// overhead beyond the builds and uploads on a registry and pynuget.
+    Release,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -52,6 +56,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if args.group.is_none() || args.group == Some(Group::Nuget) {
         nuget::run(&castoff, &args)?;
+    }
+    if args.group.is_none() || args.group == Some(Group::Release) {
+        release::run(&castoff, &args)?;
     }
     Ok(())
 }
