@@ -370,7 +370,10 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pack { dry_run } => {
-            let outcome = castoff::nuget::pack::pack(&open()?, &castoff::nuget::pack::PackOptions { dry_run, ..Default::default() })?;
+            let outcome = castoff::nuget::pack::pack(
+                &open()?,
+                &castoff::nuget::pack::PackOptions { dry_run, ..Default::default() },
+            )?;
             output.result(&outcome, |out| outcome.human().iter().try_for_each(|line| writeln!(out, "{line}")))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -41,6 +41,28 @@ pub fn write_atomic_through_symlink(path: &Path, contents: &[u8]) -> Result<()> 
     replace(&resolved, contents, Durability::Synced)
 }
 
+/// The prefix of every temp file castoff writes beside its target.
+pub const TEMP_PREFIX: &str = ".castoff-tmp-";
+
+/// Delete the temp files (`.castoff-tmp-*`) a killed castoff left in `dir` and, down to
+/// `depth` levels, its subdirectories (never through a symlink). Only for a caller that
+/// holds the lock of everything written there, so no live writer's temp file is taken.
+/// Errors are ignored: a file that cannot be removed is left for the next sweep.
+pub fn remove_stale_temps(dir: &Path, depth: usize) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else { continue };
+        let name = entry.file_name();
+        if kind.is_file() && name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            removed += usize::from(fs::remove_file(entry.path()).is_ok());
+        } else if kind.is_dir() && depth > 0 {
+            removed += remove_stale_temps(&entry.path(), depth - 1);
+        }
+    }
+    removed
+}
+
 #[derive(PartialEq, Eq)]
 enum Durability {
     Synced,
@@ -53,10 +75,8 @@ fn replace(path: &Path, contents: &[u8], durability: Durability) -> Result<()> {
         _ => Path::new("."),
     };
     fs::create_dir_all(dir).with_path("create directory", dir)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".castoff-tmp-")
-        .tempfile_in(dir)
-        .with_path("create a temporary file in", dir)?;
+    let mut temp =
+        tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).with_path("create a temporary file in", dir)?;
     temp.write_all(contents).with_path("write", temp.path())?;
     // Keep a regular file's permissions; a symlink's own mode means nothing.
     match fs::symlink_metadata(path) {

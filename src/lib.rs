@@ -18,6 +18,8 @@ pub mod error;
 pub mod exec;
 pub mod faults;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 mod git;
 pub mod image;
 pub mod init;

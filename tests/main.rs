@@ -25,6 +25,7 @@ mod recovery;
 mod release;
 mod release_steps;
 mod safety;
+mod secrets;
 mod security;
 mod services;
 mod sources;

@@ -40,7 +40,7 @@ const INDEX_FILE: &str = "index.json";
 const LAYOUT_VERSION: &str = "1.0.0";
 const EMPTY_INDEX: &[u8] = b"{\"schemaVersion\":2,\"manifests\":[]}\n";
 /// castoff's temp files (here and in `fsutil`), renamed into place when complete.
-const TEMP_PREFIX: &str = ".castoff-tmp-";
+use crate::fsutil::TEMP_PREFIX;
 
 /// How long [`OciLayout::lock`] waits for another process (a `castoff build` writing
 /// the same layout) before giving up.

@@ -175,7 +175,10 @@ fn checked_only(project: &Project, plan: &Plan<'_>) -> Result<Packed> {
         nupkg: plan.nupkg(&project.root),
         sha512: None,
         size: 0,
-        symbols: plan.symbols.as_ref().map(|(kind, _)| SymbolsFile { kind: *kind, path: plan.symbols_path(&project.root, *kind) }),
+        symbols: plan
+            .symbols
+            .as_ref()
+            .map(|(kind, _)| SymbolsFile { kind: *kind, path: plan.symbols_path(&project.root, *kind) }),
     })
 }
 
@@ -476,7 +479,7 @@ fn write_one(project: &Project, parts: &Parts<'_>, path: PathBuf, dry_run: bool)
         false => {
             let dir = path.parent().unwrap_or(&project.root);
             let temp = tempfile::Builder::new()
-                .prefix(".castoff-tmp-")
+                .prefix(crate::fsutil::TEMP_PREFIX)
                 .tempfile_in(dir)
                 .with_path("create a temporary file in", dir)?;
             let (file, temp) = temp.into_parts();

@@ -44,6 +44,12 @@ pub struct PublishOptions {
     pub feeds: Vec<String>,
     /// Upload progress, for HTTP and folder feeds alike.
     pub progress: Option<UploadProgress>,
+    /// Read each file back before pushing it, and skip it when the feed already holds
+    /// the same SHA-512. A resumed release sets it: a push cut off by a crash may have
+    /// landed without being journalled, and should not be sent (and answered 409)
+    /// again. A fresh publish leaves it off: the 409 read-back covers that case at no
+    /// extra request.
+    pub check_first: bool,
 }
 
 impl fmt::Debug for PublishOptions {
@@ -52,6 +58,7 @@ impl fmt::Debug for PublishOptions {
             .field("dry_run", &self.dry_run)
             .field("feeds", &self.feeds)
             .field("progress", &self.progress.as_ref().map(|_| "Fn"))
+            .field("check_first", &self.check_first)
             .finish()
     }
 }
@@ -171,7 +178,10 @@ pub fn publish(project: &Project, options: &PublishOptions) -> Result<PublishOut
     let packages = || -> Result<(Vec<Packed>, bool)> {
         match pack::existing(project)? {
             Some(existing) => Ok((existing.packages, false)),
-            None => Ok((pack::pack(project, &PackOptions { dry_run: options.dry_run, check_only: options.dry_run })?.packages, true)),
+            None => Ok((
+                pack::pack(project, &PackOptions { dry_run: options.dry_run, check_only: options.dry_run })?.packages,
+                true,
+            )),
         }
     };
     publish_with(project, options, &|name| std::env::var(name), packages)
@@ -209,10 +219,10 @@ fn publish_with(
 
     let connected = connect(project, &feeds, &in_play, &keys)?;
     let plans = resolve_routes(&feeds, plans, &connected, &packages)?;
-    let progress = options.progress.as_ref();
+    let pushing = Pushing { progress: options.progress.as_ref(), check_first: options.check_first };
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> =
-            plans.iter().map(|plan| scope.spawn(|| execute(&feeds, plan, &connected, &packages, progress))).collect();
+            plans.iter().map(|plan| scope.spawn(|| execute(&feeds, plan, &connected, &packages, &pushing))).collect();
         handles
             .into_iter()
             .map(|handle| {
@@ -520,12 +530,18 @@ fn connect(
 }
 
 /// One feed's pushes, in order; the first error stops this feed (others go on).
+/// How files are pushed: with progress, and whether to look first.
+struct Pushing<'a> {
+    progress: Option<&'a UploadProgress>,
+    check_first: bool,
+}
+
 fn execute(
     feeds: &[FeedConfig],
     plan: &FeedPlan,
     connected: &[Option<Feed>],
     packages: &[Packed],
-    progress: Option<&UploadProgress>,
+    pushing: &Pushing<'_>,
 ) -> (Option<FeedOutcome>, Result<()>) {
     let config = &feeds[plan.feed];
     let mut outcome = feed_outcome(config);
@@ -534,7 +550,7 @@ fn execute(
             let package = &packages[item.package];
             let mut already = false;
             if let Some(step) = &item.nupkg {
-                let landed = push(feeds, step, connected, progress)?;
+                let landed = push(feeds, step, connected, pushing)?;
                 already = matches!(landed, Landed::AlreadyThere(_));
                 outcome.files.push(file_outcome(feeds, plan.feed, step, Role::Package, &landed));
             }
@@ -548,7 +564,7 @@ fn execute(
                     outcome.files.push(skipped(package, &step.upload.filename, reason));
                 }
                 Some(SymbolsPlan::Push(step)) => {
-                    let landed = push(feeds, step, connected, progress)?;
+                    let landed = push(feeds, step, connected, pushing)?;
                     let mut file = file_outcome(feeds, plan.feed, step, Role::Symbols, &landed);
                     if config.symbols == FeedSymbols::Renamed {
                         let renamed = renamed(step);
@@ -566,14 +582,12 @@ fn execute(
     (Some(outcome), result)
 }
 
-fn push(
-    feeds: &[FeedConfig],
-    step: &Step,
-    connected: &[Option<Feed>],
-    progress: Option<&UploadProgress>,
-) -> Result<Landed> {
+fn push(feeds: &[FeedConfig], step: &Step, connected: &[Option<Feed>], pushing: &Pushing<'_>) -> Result<Landed> {
     let (target, route) = target(feeds, step, connected)?;
-    let meter = progress.map(|progress| {
+    if pushing.check_first && target.holds(&step.upload, route).map_err(feed_error)? == Holds::Same {
+        return Ok(Landed::Found);
+    }
+    let meter = pushing.progress.map(|progress| {
         let (progress, feed, file) = (progress.clone(), target.name.clone(), step.upload.filename.clone());
         Meter::new(move |sent, total| progress(&feed, &file, sent, total))
     });
@@ -608,6 +622,10 @@ fn file_outcome(feeds: &[FeedConfig], feed: usize, step: &Step, role: Role, land
             Some("an attempt whose answer was lost had pushed it; the feed holds the same SHA-512".to_string()),
         ),
         Landed::AlreadyThere(Compared::Same) => (FileStatus::AlreadyPublished, Some("same SHA-512 on the feed".into())),
+        Landed::Found => (
+            FileStatus::AlreadyPublished,
+            Some("found on the feed with the same SHA-512 before pushing (an earlier, interrupted run sent it)".into()),
+        ),
         Landed::AlreadyThere(Compared::NotReadable(why)) => {
             (FileStatus::AlreadyPublished, Some(format!("the feed has this version; not compared: {why}")))
         }

@@ -4,7 +4,7 @@
 //! `transport` (the agent, scheme policy, redirect resolution, scrubbing).
 
 mod auth;
-mod challenge;
+pub(crate) mod challenge;
 pub mod client;
 #[cfg(test)]
 mod client_tests;

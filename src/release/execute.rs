@@ -6,6 +6,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::path::Path;
+
 use semver::Version;
 use serde_json::Value;
 
@@ -16,8 +18,11 @@ use super::{
     preflight, Event, EventSink, PackageReport, Plan, ReleaseOptions, ReleaseOutcome, StepAction, StepKind, StepReport,
     StepStatus, TagReport,
 };
+use crate::config::{FeedKind, OutputTarget};
 use crate::error::{Error, Result};
 use crate::faults::crash_point;
+use crate::fsutil;
+use crate::image::OciLayout;
 use crate::project::{ensure_castoff_dir, ensure_castoff_gitignore, Project};
 use crate::version::ProjectLock;
 
@@ -44,6 +49,7 @@ pub(super) fn execute(
     // Only the lock holder upgrades `.castoff/.gitignore` (to name the journals): a
     // refused release changes nothing.
     ensure_castoff_gitignore(&project.root)?;
+    remove_stale_temps(project)?;
     // Another release may have finished steps between planning and the lock.
     let (plan, chosen) = plan::make(project, options)?;
     let version = parse_version(&plan.version)?;
@@ -54,6 +60,46 @@ pub(super) fn execute(
 /// tool or key has written nothing, not even the lock file.
 pub(super) fn preflight(project: &Project, options: &ReleaseOptions, plan: &Plan) -> Result<()> {
     preflight::preflight(project, options, plan, &parse_version(&plan.version)?)
+}
+
+/// Delete what an earlier, killed release left half-written (`.castoff-tmp-*` beside
+/// the journal, VERSION and the baseline, the packages, a folder feed's files, an OCI
+/// layout's blobs and index), each under the lock that keeps its writers out: the
+/// release lock (held by the caller) for the journal, packages and feeds, the project
+/// lock for VERSION and the baseline, the layout's own lock for the layout.
+fn remove_stale_temps(project: &Project) -> Result<()> {
+    let root = &project.root;
+    fsutil::remove_stale_temps(&root.join(super::journal::JOURNAL_DIR), 0);
+    {
+        let _project_lock = project.lock("castoff release: removing a killed release's temp files")?;
+        let version_dir = project.version_path().parent().map(Path::to_path_buf).unwrap_or_else(|| root.clone());
+        fsutil::remove_stale_temps(&version_dir, 0);
+        fsutil::remove_stale_temps(&root.join(crate::project::CASTOFF_DIR), 0);
+    }
+    for package in &project.config.packages {
+        fsutil::remove_stale_temps(&root.join(&package.output), 0);
+    }
+    let folders: Vec<std::path::PathBuf> = match project.config.feeds.is_empty() {
+        true => vec![std::path::PathBuf::from(crate::config::DEFAULT_FEED_DIR)],
+        false => (project.config.feeds.iter())
+            .filter_map(|feed| match &feed.kind {
+                FeedKind::Folder { path } => Some(path.clone()),
+                _ => None,
+            })
+            .collect(),
+    };
+    for folder in folders {
+        // <feed>/<id>/<version>/<files>
+        fsutil::remove_stale_temps(&root.join(folder), 2);
+    }
+    if let Some(OutputTarget::OciLayout(dir)) = project.config.image.as_ref().map(|image| &image.build.output) {
+        if let Ok(layout) = OciLayout::open(root, dir) {
+            let _layout_lock = layout.lock()?;
+            // <layout>/index.json, <layout>/blobs/<algorithm>/<hex>
+            fsutil::remove_stale_temps(layout.dir(), 2);
+        }
+    }
+    Ok(())
 }
 
 fn parse_version(text: &str) -> Result<Version> {
@@ -128,7 +174,14 @@ impl<'a> Executor<'a> {
     }
 
     fn ctx(&self) -> Ctx<'_> {
-        Ctx { project: self.project, options: self.options, sink: self.sink, version: &self.version, bump: self.bump }
+        Ctx {
+            project: self.project,
+            options: self.options,
+            sink: self.sink,
+            version: &self.version,
+            bump: self.bump,
+            resumed: self.resumed,
+        }
     }
 
     fn run(self, started: Instant) -> Result<ReleaseOutcome> {

@@ -41,6 +41,8 @@ pub(super) struct Ctx<'a> {
     pub version: &'a Version,
     /// How it was chosen (the bump a resumed release repeats).
     pub bump: BumpChoice,
+    /// This run continues an unfinished release: pushes look before they push.
+    pub resumed: bool,
 }
 
 impl Ctx<'_> {
@@ -161,6 +163,7 @@ pub(super) fn publish_feed(ctx: &Ctx<'_>, feed: &str) -> Result<Done> {
         let options = PublishOptions {
             dry_run: false,
             feeds,
+            check_first: ctx.resumed,
             progress: Some(Arc::new(move |feed: &str, file: &str, sent: u64, total: u64| {
                 sink.event(&Event::Progress {
                     step: StepKind::Publish, task: format!("{file} → {feed}"), sent, total

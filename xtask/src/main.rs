@@ -5,6 +5,7 @@
 
 mod bench;
 mod bump;
+mod fuzz;
 mod prereqs;
 mod release;
 mod test;
@@ -37,6 +38,8 @@ enum Task {
     Release(release::ReleaseArgs),
     /// Measure castoff against the tools users would otherwise run, side by side.
     Bench(bench::BenchArgs),
+    /// Fuzz the parsers (cargo-fuzz, nightly) for `--time` seconds per target; crashes go to fuzz/regressions/.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> Result<()> {
@@ -46,6 +49,7 @@ fn main() -> Result<()> {
         Task::Bump(args) => bump::run(args),
         Task::Release(args) => release::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::Fuzz(args) => fuzz::run(args),
     }
 }
 

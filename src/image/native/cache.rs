@@ -53,7 +53,7 @@ pub const CACHE_DIR: &str = ".castoff/cache/layers";
 pub const FORMAT: u32 = 2;
 
 const LOCK_FILE: &str = "lock";
-const TEMP_PREFIX: &str = ".castoff-tmp-";
+use crate::fsutil::TEMP_PREFIX;
 
 /// Set when this process wrote an entry or a blob: only then is pruning worth a look.
 static WROTE: AtomicBool = AtomicBool::new(false);

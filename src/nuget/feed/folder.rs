@@ -155,7 +155,7 @@ fn copy_atomic(feed: &Feed, from: &Path, to: &Path, meter: Option<&Meter>) -> Re
     let total = source.metadata().map_err(|e| feed.io("read", from, e))?.len();
     let (mut copied, mut reported) = (0u64, 0u64);
     let mut temp = tempfile::Builder::new()
-        .prefix(".castoff-tmp-")
+        .prefix(crate::fsutil::TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| feed.io("create a temporary file in", dir, e))?;
     let mut hasher = Sha512::new();

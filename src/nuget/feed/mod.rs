@@ -161,6 +161,10 @@ pub(crate) enum Landed {
     /// the feed holds the same bytes or cannot show them).
     PushedEarlier,
     AlreadyThere(Compared),
+    /// Not pushed: a read-back before the push found the same bytes on the feed
+    /// (`PublishOptions::check_first`). Unlike a 409, its symbols still follow: the
+    /// earlier run may have died between the two.
+    Found,
 }
 
 /// Whether a file the feed already had was compared with ours.
