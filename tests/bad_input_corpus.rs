@@ -174,12 +174,12 @@ fn report(outcomes: &[(String, Outcome)]) {
         println!("bad-input corpus: {category}: {cases} cases, {ok} rejected correctly");
     }
     let total = outcomes.len();
-    println!(
+    crate::support::count(&format!(
         "bad-input corpus: {total} cases, {} rejected correctly, {} wrong, {} known gaps",
         rejected.len(),
         wrong.len(),
         gaps.len()
-    );
+    ));
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n\n"));
     assert!(total >= 40, "the corpus has {total} cases; it needs at least 40");
     assert!(rejected.len() >= 40, "only {} cases are rejected correctly; at least 40 must be", rejected.len());

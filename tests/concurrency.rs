@@ -43,7 +43,11 @@ fn assert_serialised(repo: &TempRepo, outputs: &[Output]) {
         }
     }
     let wins = reported.len();
-    println!("concurrent bumps: {} started, {wins} bumped, {} failed", outputs.len(), outputs.len() - wins);
+    crate::support::count(&format!(
+        "concurrent bumps: {} started, {wins} bumped, {} failed",
+        outputs.len(),
+        outputs.len() - wins
+    ));
     assert_eq!(wins, outputs.len(), "a bump failed instead of waiting its turn (the lock waits up to 120 s)");
     reported.sort_by_key(|v| v.rsplit('.').next().unwrap().parse::<u64>().unwrap());
     let expected: Vec<String> = (1..=wins).map(|patch| format!("1.0.{patch}")).collect();

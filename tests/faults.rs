@@ -766,10 +766,10 @@ fn every_fault_at_every_network_step_completes_or_fails_cleanly() {
         println!("\n=== {title} ===\n{}", outcome.details);
     }
     println!("fault matrix wall time: {:.0} s ({THREADS} at a time)", elapsed.as_secs_f64());
-    println!(
+    crate::support::count(&format!(
         "fault matrix: {} run, {completed} completed, {failed} failed cleanly, {wrong} wrong state",
         outcomes.len()
-    );
+    ));
     let idle: Vec<String> =
         outcomes.iter().filter(|(_, _, o)| !o.fired).map(|(i, s, _)| format!("[s{i:02}] {s}")).collect();
     assert!(idle.is_empty(), "scenarios whose fault never fired (they prove nothing): {idle:?}");

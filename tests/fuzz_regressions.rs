@@ -52,7 +52,7 @@ fn seeds_and_past_crashes_pass_every_target() {
             }
         }
     }
-    println!("fuzz regressions: {total} inputs across {} targets", TARGETS.len());
+    crate::support::count(&format!("fuzz regressions: {total} inputs across {} targets", TARGETS.len()));
     assert!(empty.is_empty(), "no seed or regression inputs for fuzz target(s): {}", empty.join(", "));
     assert!(
         failed.is_empty(),

@@ -833,10 +833,10 @@ fn a_killed_release_finishes_on_a_re_run_as_an_uninterrupted_one_would() {
     let version_errors = outcomes.iter().filter(|o| !o.version.is_empty()).count();
     let temp_files: usize = outcomes.iter().map(|o| o.temp_files.len()).sum();
     let cleaned: usize = outcomes.iter().map(|o| o.left_by_crash).sum();
-    println!(
+    crate::support::count(&format!(
         "crash matrix: {total} points, {completed} resumed and completed, {duplicated} duplicated, \
          {version_errors} version errors, {temp_files} temp files left"
-    );
+    ));
     println!("crash matrix: {cleaned} temp files were there between a crash and its re-run");
     println!("crash matrix: wall time {:.1} s ({PARALLEL_CASES} cases at a time)", started.elapsed().as_secs_f64());
     let failures: Vec<String> = outcomes.iter().filter(|o| o.failed()).map(Outcome::problems).collect();

@@ -340,7 +340,7 @@ fn secrets_appear_in_no_output_file_or_argv_for_any_command() {
         places.iter().filter(|(p, _)| p.starts_with("file ")).count(),
         calls.len(),
     );
-    println!("secrets: {} commands run, {} leaks", runs.len(), leaks.len());
+    crate::support::count(&format!("secrets: {} commands run, {} leaks", runs.len(), leaks.len()));
     assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
 }
 

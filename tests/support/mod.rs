@@ -448,3 +448,20 @@ fn check_json_error(
 fn non_empty_string(value: &Value) -> bool {
     value.as_str().is_some_and(|s| !s.is_empty())
 }
+
+/// The variable `cargo xtask test` sets to a file that collects the reliability counts,
+/// which it prints after the run (cargo test hides a passing test's output).
+pub const COUNTS_FILE_ENV: &str = "CASTOFF_COUNTS_FILE";
+
+/// Print one of the counts RELIABILITY.md keeps (`fault matrix: 72 run, ...`), and add
+/// it to the counts file when `cargo xtask test` asked for one.
+pub fn count(line: &str) {
+    println!("{line}");
+    if let Some(path) = std::env::var_os(COUNTS_FILE_ENV) {
+        use std::io::Write;
+        let file = fs::OpenOptions::new().create(true).append(true).open(&path);
+        if let Ok(mut file) = file {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}

@@ -22,6 +22,7 @@ const TEST_PROGRAMS: &[(&str, &str)] = &[
     ("dockerd", "docker.io"),
     ("buildah", "buildah"),
     ("podman", "podman"),
+    ("openssl", "openssl"),
 ];
 
 pub fn run(extra: &[String]) -> Result<()> {
@@ -30,7 +31,16 @@ pub fn run(extra: &[String]) -> Result<()> {
     let root = crate::workspace_root();
     let mut args = vec!["test".to_string(), "--workspace".into(), "--locked".into()];
     args.extend(extra.iter().cloned());
-    duct::cmd("cargo", args).dir(&root).run().context("cargo test failed")?;
+    // The reliability counts (RELIABILITY.md) are printed by passing tests, whose output
+    // cargo hides: they also go to this file, shown after the run.
+    let counts = root.join("target").join("reliability-counts.txt");
+    let _ = std::fs::remove_file(&counts);
+    let result = duct::cmd("cargo", args).dir(&root).env("CASTOFF_COUNTS_FILE", &counts).run();
+    if let Ok(text) = std::fs::read_to_string(&counts) {
+        println!("\nreliability counts (RELIABILITY.md):");
+        text.lines().for_each(|line| println!("  {line}"));
+    }
+    result.context("cargo test failed")?;
     Ok(())
 }
 
