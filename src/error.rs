@@ -178,8 +178,8 @@ impl Error {
                     .join("\n"),
             ),
             Error::Step { source, journal, .. } => Some(format!(
-                "{}run `castoff release` again to continue: the steps done are recorded in {journal} and will not be redone",
-                source.hint().map(|hint| format!("{hint}; then ")).unwrap_or_default()
+                "{}the steps done are recorded in {journal}: `castoff release` continues from there and does not redo them",
+                source.hint().map(|hint| format!("{hint}\n")).unwrap_or_default()
             )),
             Error::Locked { .. } => Some(
                 "wait for the other castoff to finish, or stop it if it is stuck; \

@@ -44,10 +44,21 @@ pub fn write_atomic_through_symlink(path: &Path, contents: &[u8]) -> Result<()> 
 /// The prefix of every temp file castoff writes beside its target.
 pub const TEMP_PREFIX: &str = ".castoff-tmp-";
 
+/// A new temp file in `dir` (named `.castoff-tmp-*`), flocked for as long as it is
+/// open: the kernel drops the lock when the writer exits, even on SIGKILL, so
+/// [`remove_stale_temps`] can tell a dead writer's leftovers from a live writer's
+/// file. Every temp file castoff writes beside its target comes from here.
+pub fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let temp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
+    rustix::fs::flock(temp.as_file(), rustix::fs::FlockOperation::LockExclusive)?;
+    Ok(temp)
+}
+
 /// Delete the temp files (`.castoff-tmp-*`) a killed castoff left in `dir` and, down to
-/// `depth` levels, its subdirectories (never through a symlink). Only for a caller that
-/// holds the lock of everything written there, so no live writer's temp file is taken.
-/// Errors are ignored: a file that cannot be removed is left for the next sweep.
+/// `depth` levels, its subdirectories (never through a symlink). A temp file whose
+/// flock another process holds belongs to a live writer and is left alone (see
+/// [`temp_file_in`]). Errors are ignored: what cannot be removed is left for the next
+/// sweep.
 pub fn remove_stale_temps(dir: &Path, depth: usize) -> usize {
     let Ok(entries) = fs::read_dir(dir) else { return 0 };
     let mut removed = 0;
@@ -55,12 +66,19 @@ pub fn remove_stale_temps(dir: &Path, depth: usize) -> usize {
         let Ok(kind) = entry.file_type() else { continue };
         let name = entry.file_name();
         if kind.is_file() && name.to_string_lossy().starts_with(TEMP_PREFIX) {
-            removed += usize::from(fs::remove_file(entry.path()).is_ok());
+            removed += usize::from(remove_if_abandoned(&entry.path()));
         } else if kind.is_dir() && depth > 0 {
             removed += remove_stale_temps(&entry.path(), depth - 1);
         }
     }
     removed
+}
+
+/// Remove `path` if no live process holds its flock (taken here while it is removed).
+fn remove_if_abandoned(path: &Path) -> bool {
+    let Ok(file) = fs::File::open(path) else { return false };
+    let free = rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok();
+    free && fs::remove_file(path).is_ok()
 }
 
 #[derive(PartialEq, Eq)]
@@ -75,8 +93,7 @@ fn replace(path: &Path, contents: &[u8], durability: Durability) -> Result<()> {
         _ => Path::new("."),
     };
     fs::create_dir_all(dir).with_path("create directory", dir)?;
-    let mut temp =
-        tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).with_path("create a temporary file in", dir)?;
+    let mut temp = temp_file_in(dir).with_path("create a temporary file in", dir)?;
     temp.write_all(contents).with_path("write", temp.path())?;
     // Keep a regular file's permissions; a symlink's own mode means nothing.
     match fs::symlink_metadata(path) {

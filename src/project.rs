@@ -272,6 +272,38 @@ impl Project {
         Ok(outcome(&next, true, reason))
     }
 
+    /// Move VERSION from `from` to `target`, recording the baseline first (the same
+    /// write order as [`Project::bump`]), under the project lock: what a release does
+    /// once its plan has fixed the version. Idempotent: VERSION already at `target` is
+    /// left alone (`Ok(false)`), so a release killed anywhere in its bump finishes it
+    /// on the next run and never bumps twice. VERSION at neither is an error: someone
+    /// else moved it.
+    pub fn bump_to(&self, from: &Version, target: &Version) -> Result<bool> {
+        let _lock = self.lock(&format!("castoff release: bump {from} → {target}"))?;
+        let mut file = self.read_version()?;
+        if file.version == *target {
+            return Ok(false);
+        }
+        if file.version != *from {
+            return Err(Error::Failed {
+                problem: format!(
+                    "VERSION holds {}, and this release was bumping it from {from} to {target}",
+                    file.version
+                ),
+                hint: format!(
+                    "someone changed VERSION meanwhile: set it back to {from}, or remove \
+                     .castoff/journal/{target}.json to abandon that release"
+                ),
+            });
+        }
+        let sources = self.sources()?;
+        let scan = sources.scan(true)?;
+        ensure_castoff_gitignore(&self.root)?;
+        sources.record_baseline(&scan, target, Some(from))?;
+        file.write(target)?;
+        Ok(true)
+    }
+
     /// The version `request` makes of `current`, or the reason it cannot, located at
     /// VERSION.
     fn next_version(&self, current: &Version, request: &BumpRequest) -> Result<Version> {

@@ -217,3 +217,82 @@ fn completions_and_man_page_cover_release() {
     let man = repo.ok(&["man"]);
     assert!(man.contains(".TH castoff") && man.contains("release"), "{man}");
 }
+
+/// A journal left by an `--only` run (which chose no version) does not stop the next
+/// release's due bump: after a source change, `--only pack` and then `castoff release`
+/// bumps, and the released platform tags of the old version are left as they were.
+#[test]
+fn an_only_run_does_not_hold_back_a_due_bump() {
+    let repo = makefile_project();
+    repo.write("app.py", "print('changed')\n");
+    repo.ok(&["release", "--only", "bump", "--bump", "none"]);
+    let out = repo.ok(&["--json", "release"]);
+    assert_eq!(events(&out).pop().unwrap()["version"], "0.1.10", "{out}");
+    assert_eq!(repo.version(), "0.1.10");
+}
+
+/// Killed after its journal was written and then bumped by hand (as a crash between
+/// the VERSION write and the journal entry leaves it), a release continued after yet
+/// another source change finishes at the version it planned: bumped once, not twice.
+#[test]
+fn a_bump_already_made_is_never_made_again() {
+    let repo = makefile_project();
+    repo.write("app.py", "print('changed')\n");
+    let killed = repo.castoff(["release"]).env("CASTOFF_CRASH_AT", "after:journal").assert().failure();
+    assert_eq!(killed.get_output().status.code(), None, "killed by a signal");
+    assert_eq!(repo.version(), "0.1.9");
+    repo.write("VERSION", "0.1.10\n");
+    repo.write("app.py", "print('changed again')\n");
+    let out = repo.ok(&["--json", "release"]);
+    let result = events(&out).pop().unwrap();
+    assert_eq!(result["version"], "0.1.10", "{out}");
+    let bump = result["steps"].as_array().unwrap().iter().find(|s| s["step"] == "bump").unwrap().clone();
+    assert_eq!(bump["status"], "already-done", "{out}");
+    assert_eq!(repo.version(), "0.1.10");
+}
+
+/// A finished release checked again and killed half-way stays finished: the next
+/// source change is released as a new version, not hidden in the old one.
+#[test]
+fn a_finished_release_stays_finished_when_a_re_check_is_killed() {
+    let repo = makefile_project();
+    repo.write("app.py", "print('changed')\n");
+    repo.ok(&["release"]);
+    assert_eq!(repo.version(), "0.1.10");
+    let killed = repo.castoff(["release"]).env("CASTOFF_CRASH_AT", "after:journal").assert().failure();
+    assert_eq!(killed.get_output().status.code(), None, "killed by a signal");
+    repo.write("app.py", "print('changed again')\n");
+    let out = repo.ok(&["--json", "release"]);
+    assert_eq!(events(&out).pop().unwrap()["version"], "0.1.11", "{out}");
+}
+
+/// The git step works for a project in a subdirectory of its repository: the tag's
+/// VERSION is read relative to the project, so a second run finds its own tag.
+#[test]
+fn git_step_in_a_subdirectory_of_the_repository() {
+    let repo = TempRepo::new();
+    repo.write("app/VERSION", "1.0.0\n");
+    repo.write("app/main.py", "print('app')\n");
+    repo.write("app/castoff.toml", "[version]\nsources = [\"main.py\"]\n\n[release]\ngit = true\n");
+    let dir = repo.join("app");
+    crate::support::castoff_at(&dir, ["bump", "auto"]).assert().success();
+    repo.commit_all();
+    repo.write("app/main.py", "print('changed')\n");
+    let run = |args: &[&str]| {
+        crate::support::castoff_at(&dir, args)
+            .env("GIT_AUTHOR_NAME", "release bot")
+            .env("GIT_AUTHOR_EMAIL", "bot@castoff.invalid")
+            .env("GIT_COMMITTER_NAME", "release bot")
+            .env("GIT_COMMITTER_EMAIL", "bot@castoff.invalid")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .assert()
+            .success()
+    };
+    run(&["release"]);
+    assert_eq!(repo.read_string("app/VERSION"), "1.0.1\n");
+    assert_eq!(repo.git(&["cat-file", "-t", "v1.0.1"]).trim(), "tag");
+    let again = run(&["--json", "release"]);
+    let out = String::from_utf8_lossy(&again.get_output().stdout).to_string();
+    let git_event = events(&out).into_iter().find(|e| e["step"] == "git" && e["event"] == "step-finished").unwrap();
+    assert_eq!(git_event["status"], "already-done", "{out}");
+}

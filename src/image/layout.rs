@@ -311,8 +311,7 @@ impl OciLayout {
 
     fn temp_blob(&self, blob: &Path) -> Result<(PathBuf, tempfile::NamedTempFile)> {
         let dir = self.blob_dir(blob)?;
-        let temp =
-            tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&dir).with_path("create a file in", &dir)?;
+        let temp = crate::fsutil::temp_file_in(&dir).with_path("create a file in", &dir)?;
         Ok((dir, temp))
     }
 
@@ -512,7 +511,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
         return Ok(());
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).with_path("create a file in", dir)?;
+    let mut temp = crate::fsutil::temp_file_in(dir).with_path("create a file in", dir)?;
     temp.write_all(bytes).with_path("write", temp.path())?;
     temp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).with_path("set permissions on", temp.path())?;
     temp.as_file().sync_all().with_path("flush", temp.path())?;

@@ -478,10 +478,7 @@ fn write_one(project: &Project, parts: &Parts<'_>, path: PathBuf, dry_run: bool)
         true => (tempfile::tempfile().with_path("create a temporary file for", &shown)?, None),
         false => {
             let dir = path.parent().unwrap_or(&project.root);
-            let temp = tempfile::Builder::new()
-                .prefix(crate::fsutil::TEMP_PREFIX)
-                .tempfile_in(dir)
-                .with_path("create a temporary file in", dir)?;
+            let temp = crate::fsutil::temp_file_in(dir).with_path("create a temporary file in", dir)?;
             let (file, temp) = temp.into_parts();
             (file, Some(temp))
         }

@@ -53,7 +53,7 @@ pub(super) fn execute(
     // Another release may have finished steps between planning and the lock.
     let (plan, chosen) = plan::make(project, options)?;
     let version = parse_version(&plan.version)?;
-    Executor::new(project, options, sink, &plan, chosen, version).run(started)
+    Executor::new(project, options, sink, &plan, chosen, version)?.run(started)
 }
 
 /// Preflight (see [`preflight`]); it reads only, so a release refused for a missing
@@ -88,7 +88,8 @@ fn remove_stale_temps(project: &Project) -> Result<()> {
             })
             .collect(),
     };
-    for folder in folders {
+    // Folder feeds outside the project may be shared with other projects: left alone.
+    for folder in folders.into_iter().filter(|folder| folder.is_relative()) {
         // <feed>/<id>/<version>/<files>
         fsutil::remove_stale_temps(&root.join(folder), 2);
     }
@@ -146,7 +147,8 @@ struct Executor<'a> {
     sink: &'a dyn EventSink,
     plan: &'a Plan,
     version: Version,
-    bump: super::BumpChoice,
+    /// VERSION when the release started (the journal's `previous`).
+    from: Version,
     resumed: bool,
     journal: Mutex<Journal>,
 }
@@ -159,18 +161,25 @@ impl<'a> Executor<'a> {
         plan: &'a Plan,
         chosen: Chosen,
         version: Version,
-    ) -> Executor<'a> {
+    ) -> Result<Executor<'a>> {
         let journal = chosen.journal.unwrap_or_else(|| Journal::new(&plan.version, &plan.previous, chosen.bump));
-        Executor {
+        let from = Version::parse(&journal.previous).map_err(|e| {
+            Error::invalid(
+                crate::error::Location::file(Journal::relative_path(&journal.version)).with_key("previous"),
+                format!("`{}` is not a version: {e}", journal.previous),
+                format!("remove {} to start the release over", Journal::relative_path(&journal.version)),
+            )
+        })?;
+        Ok(Executor {
             project,
             options,
             sink,
             plan,
             version,
-            bump: chosen.bump,
+            from,
             resumed: chosen.resumed,
             journal: Mutex::new(journal),
-        }
+        })
     }
 
     fn ctx(&self) -> Ctx<'_> {
@@ -179,20 +188,21 @@ impl<'a> Executor<'a> {
             options: self.options,
             sink: self.sink,
             version: &self.version,
-            bump: self.bump,
+            from: &self.from,
             resumed: self.resumed,
         }
     }
 
     fn run(self, started: Instant) -> Result<ReleaseOutcome> {
         // Written before anything changes: a bump that dies half-way is then known to be
-        // this release's, and is finished rather than made again.
-        self.with_journal(|journal| {
-            journal.complete = false;
-            Ok(())
-        })?;
+        // this release's, and is finished rather than made again. (A finished release
+        // run again stays marked complete: it is only being checked.)
+        self.with_journal(|_| Ok(()))?;
         crash_point("after:journal");
         let mut reports = Vec::new();
+        // Once a step other than the bump really runs, what follows it must run too: a
+        // rebuilt image may have a new digest the recorded index does not name.
+        let mut redone = false;
         for planned in &self.plan.steps {
             let step = planned.step;
             let report = match &planned.action {
@@ -204,13 +214,15 @@ impl<'a> Executor<'a> {
                 action => {
                     self.sink.event(&Event::StepStarted { step, summary: planned.summary.clone() });
                     let clock = Instant::now();
+                    let verify = *action == StepAction::Verify && !redone;
                     let done = match step {
                         StepKind::Publish => self.publish(),
-                        _ => self.single(step, *action == StepAction::Verify),
+                        _ => self.single(step, verify),
                     };
                     let seconds = clock.elapsed().as_secs_f64();
                     match done {
                         Ok(done) => {
+                            redone |= step != StepKind::Bump && done.status == StepStatus::Done;
                             self.finished(step, done.status, seconds, &done.summary, done.result.clone());
                             crash_point(&format!("after:{step}"));
                             StepReport { step, status: done.status, seconds, summary: done.summary }

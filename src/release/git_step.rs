@@ -155,7 +155,8 @@ fn tag_commit(root: &Path, tag: &str) -> Option<String> {
 
 /// `commit`'s VERSION file holds `version`.
 fn is_release_commit(project: &Project, commit: &str, version: &Version) -> bool {
-    let spec = format!("{commit}:{}", project.config.version.file);
+    // `./`: relative to the project (git -C), which may be a subdirectory of the repository.
+    let spec = format!("{commit}:./{}", project.config.version.file);
     let out = git(&project.root).args(["show", spec.as_str()]).run();
     out.ok()
         .filter(|o| o.success())

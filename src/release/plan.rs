@@ -168,7 +168,12 @@ fn choose_version(project: &Project, options: &ReleaseOptions, current: &Version
     if !bump_selected {
         return unchanged("the bump step is not selected".into(), BumpChoice::None);
     }
-    let unfinished = Journal::unfinished(&project.root)?;
+    // A journal is a release to continue only if that release chose its version: its
+    // bump ran, or was planned to move VERSION. One written by `--only`/`--from` runs
+    // that left the bump out chose nothing, and must not stop a due bump.
+    let unfinished: Vec<Journal> = (Journal::unfinished(&project.root)?.into_iter())
+        .filter(|j| j.done(StepKind::Bump, None).is_some() || j.previous != j.version)
+        .collect();
     let continuing = unfinished.iter().find(|j| j.version == current.to_string()).or_else(|| {
         unfinished.iter().find(|j| j.previous == current.to_string() && j.done(StepKind::Bump, None).is_none())
     });

@@ -16,7 +16,9 @@ use crate::project::Project;
 use crate::registry::Reference;
 
 pub(super) fn preflight(project: &Project, options: &ReleaseOptions, plan: &Plan, version: &Version) -> Result<()> {
-    let runs = |step: StepKind| plan.step(step).is_some_and(|s| !matches!(s.action, StepAction::Skip { .. }));
+    // Steps to check only (done in an earlier run) need no builder or key: their checks
+    // read, and a step whose check fails and must run again reports what it lacks then.
+    let runs = |step: StepKind| plan.step(step).is_some_and(|s| s.action == StepAction::Run);
     // Describe the steps at the version they will run at (VERSION is bumped later).
     let at = project.planning_at(version.clone());
     let mut problems = Vec::new();

@@ -8,7 +8,7 @@ use semver::Version;
 use serde_json::Value;
 
 use super::journal::Entry;
-use super::{git_step, BumpChoice, Event, EventSink, ReleaseOptions, StepKind, StepStatus};
+use super::{git_step, Event, EventSink, ReleaseOptions, StepKind, StepStatus};
 use crate::error::{Error, Result};
 use crate::image::{BuildOptions, ImageOutcome};
 use crate::manifest::{ManifestOptions, TagOutcome};
@@ -39,8 +39,8 @@ pub(super) struct Ctx<'a> {
     pub sink: &'a dyn EventSink,
     /// The version being released.
     pub version: &'a Version,
-    /// How it was chosen (the bump a resumed release repeats).
-    pub bump: BumpChoice,
+    /// VERSION when the release started (its journal's `previous`).
+    pub from: &'a Version,
     /// This run continues an unfinished release: pushes look before they push.
     pub resumed: bool,
 }
@@ -51,29 +51,35 @@ impl Ctx<'_> {
     }
 }
 
-/// Raise VERSION to the planned version (or, when nothing is due, record the baseline
-/// `castoff bump auto` would). A bump interrupted between the baseline and VERSION is
-/// finished by `Project::bump` itself, never repeated.
+/// Raise VERSION from where the release started to the version its plan fixed
+/// (`Project::bump_to`: idempotent, so a release killed anywhere in its bump finishes
+/// it on the next run and never bumps twice). With nothing to bump, `auto` records a
+/// first baseline as `castoff bump auto` would, unless a bump became due meanwhile.
 pub(super) fn bump(ctx: &Ctx<'_>) -> Result<Done> {
-    let current = ctx.project.read_version()?.version;
-    let request = match ctx.bump {
-        BumpChoice::Level(level) => BumpRequest::Level { level, pre: None },
-        BumpChoice::Auto | BumpChoice::None => BumpRequest::Auto,
-    };
-    if current == *ctx.version && ctx.bump != BumpChoice::Auto {
-        let summary = vec![format!("VERSION already holds {current}")];
-        return Ok(Done {
-            status: StepStatus::AlreadyDone,
-            ..Done::new(summary, serde_json::json!({ "version": current.to_string() }))?
+    if ctx.from != ctx.version {
+        let bumped = ctx.project.bump_to(ctx.from, ctx.version)?;
+        let (status, summary) = match bumped {
+            true => (StepStatus::Done, format!("bumped {} → {}", ctx.from, ctx.version)),
+            false => (StepStatus::AlreadyDone, format!("VERSION already holds {}", ctx.version)),
+        };
+        let result = serde_json::json!({
+            "previous": ctx.from.to_string(),
+            "version": ctx.version.to_string(),
+            "bumped": bumped,
         });
+        return Ok(Done { status, ..Done::new(vec![summary], result)? });
     }
-    let outcome = ctx.project.bump(&request, WriteOptions::default())?;
-    if outcome.version != ctx.version.to_string() {
+    let preview = ctx.project.bump(&BumpRequest::Auto, WriteOptions { dry_run: true })?;
+    if preview.bumped {
         return Err(Error::Failed {
-            problem: format!("the bump made {}, and the plan said {}", outcome.version, ctx.version),
-            hint: "the tracked sources or VERSION changed while castoff ran; run `castoff release` again".into(),
+            problem: format!(
+                "tracked sources changed while castoff ran: the plan releases {} as it is, and now a bump to {} is due",
+                ctx.version, preview.version
+            ),
+            hint: "run `castoff release` again to plan the bump".into(),
         });
     }
+    let outcome = ctx.project.bump(&BumpRequest::Auto, WriteOptions::default())?;
     outcome.warnings.iter().for_each(|w| ctx.warn(w.clone()));
     Done::new(vec![outcome.summary()], &outcome)
 }
@@ -125,19 +131,26 @@ pub(super) fn pack(ctx: &Ctx<'_>) -> Result<Done> {
     Done::new(outcome.human(), &outcome)
 }
 
-/// The packed files are still there with the recorded SHA-512s (the publish step sends
-/// them, so they must be the files the journal describes).
-pub(super) fn check_pack(_ctx: &Ctx<'_>, entry: &Entry) -> Result<Option<String>> {
-    let packages: Vec<Value> = recorded(entry, "packages")?;
-    for package in &packages {
-        let (Some(path), Some(expected)) = (package["nupkg"].as_str(), package["sha512"].as_str()) else {
-            return Ok(Some("the journal records a package without its file or hash".into()));
+/// The packed files of this version are still in place (nupkg and symbols package),
+/// and each nupkg has the SHA-512 the journal recorded: the publish step sends them,
+/// so they must be the files the journal describes. Found where castoff packs them
+/// now, not at the paths recorded, so a checkout elsewhere checks the same.
+pub(super) fn check_pack(ctx: &Ctx<'_>, entry: &Entry) -> Result<Option<String>> {
+    let recorded: Vec<Value> = recorded(entry, "packages")?;
+    let Some(existing) = crate::nuget::pack::existing(ctx.project)? else {
+        return Ok(Some("a packed file of this version is gone".into()));
+    };
+    for package in &recorded {
+        let (Some(id), Some(expected)) = (package["id"].as_str(), package["sha512"].as_str()) else {
+            return Ok(Some("the journal records a package without its id or hash".into()));
         };
-        let path = std::path::Path::new(path);
-        match crate::nuget::feed::sha512_file(path) {
+        let Some(found) = existing.packages.iter().find(|p| p.id == id) else {
+            return Ok(Some(format!("package {id} is no longer configured")));
+        };
+        match crate::nuget::feed::sha512_file(&found.nupkg) {
             Ok(actual) if actual == expected => {}
-            Ok(_) => return Ok(Some(format!("{} changed since it was packed", path.display()))),
-            Err(_) => return Ok(Some(format!("{} is gone", path.display()))),
+            Ok(_) => return Ok(Some(format!("{} changed since it was packed", found.nupkg.display()))),
+            Err(_) => return Ok(Some(format!("{} cannot be read", found.nupkg.display()))),
         }
     }
     Ok(None)

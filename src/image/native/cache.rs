@@ -180,10 +180,7 @@ impl LayerCache {
     pub fn build(&self, key: &str, platform: &Platform, inputs: &[Input], parents: Parents) -> Result<CachedLayer> {
         let taken_at_ns = now_ns();
         let files: Vec<LayerFile> = inputs.iter().map(|input| input.file.clone()).collect();
-        let mut temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&self.dir)
-            .with_path("create a file in", &self.dir)?;
+        let mut temp = crate::fsutil::temp_file_in(&self.dir).with_path("create a file in", &self.dir)?;
         let (layer, stamps) = layer::write(&files, parents, temp.as_file_mut())?;
         {
             use std::os::unix::fs::PermissionsExt;

@@ -154,10 +154,7 @@ fn copy_atomic(feed: &Feed, from: &Path, to: &Path, meter: Option<&Meter>) -> Re
     let mut source = File::open(from).map_err(|e| feed.io("read", from, e))?;
     let total = source.metadata().map_err(|e| feed.io("read", from, e))?.len();
     let (mut copied, mut reported) = (0u64, 0u64);
-    let mut temp = tempfile::Builder::new()
-        .prefix(crate::fsutil::TEMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(|e| feed.io("create a temporary file in", dir, e))?;
+    let mut temp = crate::fsutil::temp_file_in(dir).map_err(|e| feed.io("create a temporary file in", dir, e))?;
     let mut hasher = Sha512::new();
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
