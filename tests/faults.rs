@@ -53,7 +53,6 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -65,13 +64,11 @@ use tempfile::TempDir;
 use testkit::pynuget::Pynuget;
 use testkit::registry::sha256_digest;
 
+use crate::support::example::{example_repo, example_versions};
 use crate::support::proxy::{Fault, Proxy, Scenario, SplitMix64, Step, Upstream, ALWAYS};
 use crate::support::registry::Registry;
 use crate::support::{temp_dir, TempRepo, TreeHash};
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/app");
-/// Not copied from examples/app: castoff's private state and what earlier runs built.
-const NOT_COPIED: &[&str] = &[".castoff/cache", ".castoff/lock", ".castoff/journal", ".castoff/release.lock", "dist"];
 const PLATFORMS: [&str; 3] = ["linux/amd64", "linux/arm/v6", "linux/arm/v7"];
 const EXAMPLE_ID: &str = "Example.App";
 /// The variable castoff.toml names for both feeds' key.
@@ -102,47 +99,6 @@ const BASE_SEED: u64 = 0xca57_0ff0_fa17_5eed;
 // The project
 // ---------------------------------------------------------------------------------------
 
-/// The example's VERSION and the version its next patch release gets.
-fn example_versions() -> (String, String) {
-    let text = fs::read_to_string(format!("{EXAMPLE}/VERSION")).expect("examples/app/VERSION");
-    let version = semver::Version::parse(text.trim()).expect("examples/app/VERSION holds a version");
-    let next = semver::Version::new(version.major, version.minor, version.patch + 1);
-    (version.to_string(), next.to_string())
-}
-
-/// A git repository holding a copy of examples/app, committed, then a change to a
-/// tracked source (app.py) committed on top, so that `castoff release` (auto) bumps.
-fn template_repo() -> TempRepo {
-    let repo = TempRepo::new();
-    copy_tree(Path::new(EXAMPLE), repo.path(), "");
-    repo.commit_all();
-    let app = repo.read_string("app.py");
-    repo.write("app.py", format!("{app}# changed for the fault matrix\n"));
-    repo.commit_all();
-    repo
-}
-
-fn copy_tree(from: &Path, to: &Path, rel: &str) {
-    let dir = from.join(rel);
-    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-        if NOT_COPIED.contains(&path.as_str()) {
-            continue;
-        }
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir() {
-            fs::create_dir_all(to.join(&path)).unwrap();
-            copy_tree(from, to, &path);
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), to.join(&path)).unwrap();
-        } else {
-            fs::copy(entry.path(), to.join(&path)).unwrap_or_else(|e| panic!("copy {path}: {e}"));
-        }
-    }
-}
-
 /// The real services every scenario shares, and the template they copy.
 struct Services {
     registry: Registry,
@@ -160,7 +116,7 @@ impl Services {
             registry: Registry::start_with_basic_auth(REGISTRY_USER, REGISTRY_PASSWORD),
             packages: Pynuget::start(FEED_KEY),
             symbols: Pynuget::start(FEED_KEY),
-            template: template_repo(),
+            template: example_repo(false),
             previous,
             version,
         }
