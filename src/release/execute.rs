@@ -1,12 +1,11 @@
-//! The executor: take the release lock, re-plan under it, preflight, then run each
-//! planned step in order. Every finished step (every feed, for publish) is appended to
-//! the journal and the journal saved before the next one starts; a failure is recorded
-//! too, and the release stops there.
-
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! The executor (after the caller's preflight): take the release lock, re-plan under
+//! it, then run each planned step in order. Every finished step (every feed, for
+//! publish) is appended to the journal and the journal saved before the next one
+//! starts; a failure is recorded too, and the release stops there.
 
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use semver::Version;
 use serde_json::Value;
@@ -62,11 +61,12 @@ pub(super) fn preflight(project: &Project, options: &ReleaseOptions, plan: &Plan
     preflight::preflight(project, options, plan, &parse_version(&plan.version)?)
 }
 
-/// Delete what an earlier, killed release left half-written (`.castoff-tmp-*` beside
-/// the journal, VERSION and the baseline, the packages, a folder feed's files, an OCI
-/// layout's blobs and index), each under the lock that keeps its writers out: the
-/// release lock (held by the caller) for the journal, packages and feeds, the project
-/// lock for VERSION and the baseline, the layout's own lock for the layout.
+/// Delete what an earlier, killed castoff left half-written (`.castoff-tmp-*` beside
+/// the journal, VERSION and the baseline, the packages, a project-local folder feed's
+/// files, an OCI layout's blobs and index). Only files whose writer is dead go: every
+/// temp file is flocked while written (`fsutil::temp_file_in`). The locks that keep
+/// castoff's own writers out are held as well: the release lock (by the caller), the
+/// project lock for VERSION and the baseline, the layout's lock for the layout.
 fn remove_stale_temps(project: &Project) -> Result<()> {
     let root = &project.root;
     fsutil::remove_stale_temps(&root.join(super::journal::JOURNAL_DIR), 0);
