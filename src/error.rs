@@ -128,13 +128,14 @@ pub enum Error {
 
     /// A release step failed after earlier ones changed things; the journal records
     /// what was done, so running the release again continues it.
-    #[error("release step `{step}` failed: {source}")]
+    #[error("release step `{step}` failed: {error}")]
     Step {
         step: &'static str,
         /// The journal, relative to the project root.
         journal: String,
-        #[source]
-        source: Box<Error>,
+        /// Shown in this error's own message, so not a `source` (which would print it
+        /// twice).
+        error: Box<Error>,
     },
 
     /// Another castoff holds the project lock for longer than we are willing to wait.
@@ -177,7 +178,7 @@ impl Error {
                     .collect::<Vec<_>>()
                     .join("\n"),
             ),
-            Error::Step { source, journal, .. } => Some(format!(
+            Error::Step { error: source, journal, .. } => Some(format!(
                 "{}the steps done are recorded in {journal}: `castoff release` continues from there and does not redo them",
                 source.hint().map(|hint| format!("{hint}\n")).unwrap_or_default()
             )),
@@ -193,7 +194,7 @@ impl Error {
         match self {
             Error::Invalid { location, .. } => Some(location),
             Error::Preflight(problems) => problems.iter().find_map(Error::location),
-            Error::Step { source, .. } => source.location(),
+            Error::Step { error, .. } => error.location(),
             _ => None,
         }
     }

@@ -296,3 +296,23 @@ fn git_step_in_a_subdirectory_of_the_repository() {
     let git_event = events(&out).into_iter().find(|e| e["step"] == "git" && e["event"] == "step-finished").unwrap();
     assert_eq!(git_event["status"], "already-done", "{out}");
 }
+
+/// A release whose version tag already names another index stops at the manifest step
+/// (exit 1), says once what is wrong, and points at the command that has `--force`
+/// (release itself has none). The example project, into its OCI layout.
+#[test]
+fn a_moved_release_tag_names_the_command_with_force() {
+    let repo = crate::support::example::example_repo(false);
+    repo.ok(&["release"]);
+    repo.remove(".castoff/journal");
+    repo.write("app.py", "print('different content, same version')\n");
+    let output = repo.castoff(["release", "--bump", "none"]).assert().code(1);
+    let stderr = String::from_utf8_lossy(&output.get_output().stderr).to_string();
+    assert!(stderr.contains("run `castoff manifest --force`, then `castoff release`"), "{stderr}");
+    assert!(!stderr.contains("pass --force"), "{stderr}");
+    assert_eq!(
+        stderr.matches("already points at").count(),
+        2,
+        "the [manifest] line and the error, once each:\n{stderr}"
+    );
+}

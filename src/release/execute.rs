@@ -398,7 +398,7 @@ impl<'a> Executor<'a> {
         if let Err(journal_error) = recorded {
             self.sink.event(&Event::Warning { message: format!("could not record the failure: {journal_error}") });
         }
-        Error::Step { step: step.name(), journal: Journal::relative_path(&self.plan.version), source: Box::new(error) }
+        Error::Step { step: step.name(), journal: Journal::relative_path(&self.plan.version), error: Box::new(error) }
     }
 }
 

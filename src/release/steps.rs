@@ -114,7 +114,15 @@ pub(super) fn check_build(ctx: &Ctx<'_>, entry: &Entry) -> Result<Option<String>
 }
 
 pub(super) fn manifest(ctx: &Ctx<'_>) -> Result<Done> {
-    let outcome = crate::manifest::run(ctx.project, ManifestOptions::default())?;
+    let outcome = crate::manifest::run(ctx.project, ManifestOptions::default()).map_err(|error| match error {
+        // `castoff manifest` offers --force for a release tag that points elsewhere;
+        // a release has none, so say which command has it.
+        Error::Failed { problem, hint } if hint.contains("pass --force") => Error::Failed {
+            problem,
+            hint: hint.replace("pass --force", "run `castoff manifest --force`, then `castoff release` to go on"),
+        },
+        other => other,
+    })?;
     outcome.warnings.iter().for_each(|w| ctx.warn(w.clone()));
     let summary = outcome.tags.iter().map(|tag| format!("{} → {}", tag.reference, tag.digest)).collect();
     Done::new(summary, &outcome)
