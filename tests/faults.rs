@@ -369,17 +369,7 @@ fn registry_problems(services: &Services, copy: &Copy) -> Vec<String> {
             problems.push(format!("{repository}:{tag} is not an index: {}", response.text()));
             continue;
         };
-        let platforms: BTreeSet<String> = children
-            .iter()
-            .map(|m| {
-                let p = &m["platform"];
-                [&p["os"], &p["architecture"], &p["variant"]]
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join("/")
-            })
-            .collect();
+        let platforms: BTreeSet<String> = testkit::images::index_platforms(&index).into_iter().collect();
         let expected: BTreeSet<String> = PLATFORMS.iter().map(|p| p.to_string()).collect();
         if platforms != expected {
             problems.push(format!("{repository}:{tag} lists {platforms:?}, expected {expected:?}"));

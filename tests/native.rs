@@ -193,19 +193,7 @@ fn native_builds_into_an_oci_layout_and_manifest_names_the_index() {
     assert_eq!(references, ["oci-layout:dist/oci:latest", "oci-layout:dist/oci:1.0.0"], "{manifest}");
     for tag in ["latest", "1.0.0"] {
         let index = skopeo_inspect_raw_at(&format!("oci:{}:{tag}", layout.display()));
-        let platforms: Vec<String> = index["manifests"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{tag} is not an index: {index}"))
-            .iter()
-            .map(|m| {
-                let p = &m["platform"];
-                [&p["os"], &p["architecture"], &p["variant"]]
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join("/")
-            })
-            .collect();
+        let platforms = testkit::images::index_platforms(&index);
         assert_eq!(platforms, PLATFORMS, "{index}");
         assert_eq!(index["annotations"]["org.opencontainers.image.version"], "1.0.0", "{index}");
     }

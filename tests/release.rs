@@ -91,21 +91,9 @@ fn writes_to(registry: &Registry, repo: &str) -> Vec<Request> {
         .collect()
 }
 
-/// `os/arch[/variant]` of every entry of an index.
+/// `os/arch[/variant]` of every entry of an index, as a set.
 fn index_platforms(index: &Value) -> BTreeSet<String> {
-    index["manifests"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not an index: {index}"))
-        .iter()
-        .map(|m| {
-            let p = &m["platform"];
-            [&p["os"], &p["architecture"], &p["variant"]]
-                .iter()
-                .filter_map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .collect()
+    testkit::images::index_platforms(index).into_iter().collect()
 }
 
 fn platform_set() -> BTreeSet<String> {

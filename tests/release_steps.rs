@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::support::example::GIT_IDENTITY;
 use crate::support::{assert_rejected, git, makefile_project, Loc, TempRepo};
 
 /// The Makefile project with `[release] git = true` (and `extra` appended), committed.
@@ -18,19 +19,17 @@ fn git_project(extra: &str) -> TempRepo {
     repo
 }
 
-/// `castoff ARGS` in `repo` with a git identity for the release commit, asserted to
-/// succeed; its stdout.
+/// `castoff ARGS` in `repo`, asserted to succeed; its stdout.
 fn release_ok(repo: &TempRepo, args: &[&str]) -> String {
-    let output = repo
-        .castoff(args)
-        .env("GIT_AUTHOR_NAME", "release bot")
-        .env("GIT_AUTHOR_EMAIL", "bot@castoff.invalid")
-        .env("GIT_COMMITTER_NAME", "release bot")
-        .env("GIT_COMMITTER_EMAIL", "bot@castoff.invalid")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .assert()
-        .success();
+    let output = with_git_identity(repo.castoff(args)).assert().success();
     String::from_utf8(output.get_output().stdout.clone()).unwrap()
+}
+
+/// `command` with a git identity for the release commit, and none of the machine's git
+/// config.
+fn with_git_identity(mut command: assert_cmd::Command) -> assert_cmd::Command {
+    command.envs(GIT_IDENTITY).env("GIT_CONFIG_GLOBAL", "/dev/null");
+    command
 }
 
 /// Every JSON line a `--json` release printed.
@@ -278,16 +277,7 @@ fn git_step_in_a_subdirectory_of_the_repository() {
     crate::support::castoff_at(&dir, ["bump", "auto"]).assert().success();
     repo.commit_all();
     repo.write("app/main.py", "print('changed')\n");
-    let run = |args: &[&str]| {
-        crate::support::castoff_at(&dir, args)
-            .env("GIT_AUTHOR_NAME", "release bot")
-            .env("GIT_AUTHOR_EMAIL", "bot@castoff.invalid")
-            .env("GIT_COMMITTER_NAME", "release bot")
-            .env("GIT_COMMITTER_EMAIL", "bot@castoff.invalid")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .assert()
-            .success()
-    };
+    let run = |args: &[&str]| with_git_identity(crate::support::castoff_at(&dir, args)).assert().success();
     run(&["release"]);
     assert_eq!(repo.read_string("app/VERSION"), "1.0.1\n");
     assert_eq!(repo.git(&["cat-file", "-t", "v1.0.1"]).trim(), "tag");

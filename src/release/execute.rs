@@ -50,7 +50,7 @@ pub(super) fn execute(
     ensure_castoff_gitignore(&project.root)?;
     remove_stale_temps(project)?;
     // Another release may have finished steps between planning and the lock.
-    let (plan, chosen) = plan::make(project, options)?;
+    let (plan, chosen) = plan::refresh(project, options, plan)?;
     let version = parse_version(&plan.version)?;
     Executor::new(project, options, sink, &plan, chosen, version)?.run(started)
 }

@@ -120,7 +120,41 @@ pub(super) fn make(project: &Project, options: &ReleaseOptions) -> Result<(Plan,
             PlannedStep { step, action, summary, details }
         })
         .collect();
-    let resume = chosen.journal.as_ref().filter(|j| chosen.resumed && !j.entries.is_empty()).map(|j| {
+    let plan = Plan {
+        previous: current.to_string(),
+        version: chosen.version.to_string(),
+        bump_reason: chosen.reason.clone(),
+        journal: Journal::relative_path(&chosen.version.to_string()),
+        resume: resume_line(&chosen),
+        steps,
+        warnings,
+    };
+    Ok((plan, chosen))
+}
+
+/// `plan` made again under the release lock, where another release may have moved
+/// things since: the version and every step's action are chosen afresh, and the step
+/// descriptions (builder probes, dry runs) are kept unless the version or a step's
+/// run-or-skip changed, in which case the whole plan is made again.
+pub(super) fn refresh(project: &Project, options: &ReleaseOptions, plan: Plan) -> Result<(Plan, Chosen)> {
+    let current = project.read_version()?.version;
+    let chosen = choose_version(project, options, &current)?;
+    let actions: Vec<StepAction> = plan.steps.iter().map(|s| action(project, options, &chosen, s.step)).collect();
+    let skipped = |action: &StepAction| matches!(action, StepAction::Skip { .. });
+    let same_shape = plan.previous == current.to_string()
+        && plan.version == chosen.version.to_string()
+        && plan.steps.iter().zip(&actions).all(|(step, action)| skipped(&step.action) == skipped(action));
+    if !same_shape {
+        return make(project, options);
+    }
+    let steps = plan.steps.into_iter().zip(actions).map(|(step, action)| PlannedStep { action, ..step }).collect();
+    let resume = resume_line(&chosen);
+    Ok((Plan { bump_reason: chosen.reason.clone(), resume, steps, ..plan }, chosen))
+}
+
+/// The line saying which unfinished release is continued and what it has done.
+fn resume_line(chosen: &Chosen) -> Option<String> {
+    chosen.journal.as_ref().filter(|j| chosen.resumed && !j.entries.is_empty()).map(|j| {
         let done: Vec<&str> = j.done_steps().into_iter().map(StepKind::name).collect();
         format!(
             "continuing the unfinished release of {} (done: {}); to start over instead, remove {}",
@@ -128,17 +162,7 @@ pub(super) fn make(project: &Project, options: &ReleaseOptions) -> Result<(Plan,
             if done.is_empty() { "nothing yet".to_string() } else { done.join(", ") },
             Journal::relative_path(&j.version)
         )
-    });
-    let plan = Plan {
-        previous: current.to_string(),
-        version: chosen.version.to_string(),
-        bump_reason: chosen.reason.clone(),
-        journal: Journal::relative_path(&chosen.version.to_string()),
-        resume,
-        steps,
-        warnings,
-    };
-    Ok((plan, chosen))
+    })
 }
 
 /// The version a release publishes, and the journal it continues, if any.

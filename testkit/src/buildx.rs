@@ -521,19 +521,7 @@ mod tests {
         ]));
         let digest = metadata(&meta)["containerimage.digest"].as_str().expect("a digest").to_string();
         let index = skopeo_inspect_raw(&format!("{name}@{digest}"));
-        let platforms: Vec<String> = index["manifests"]
-            .as_array()
-            .expect("an index")
-            .iter()
-            .map(|m| {
-                let p = &m["platform"];
-                [&p["os"], &p["architecture"], &p["variant"]]
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join("/")
-            })
-            .collect();
+        let platforms = crate::images::index_platforms(&index);
         assert_eq!(platforms, ["linux/amd64", "linux/arm64", "linux/arm/v7"], "{index}");
         let config = pushed_config(&registry, &format!("{name}:castoff-fake-armv7"));
         assert_eq!(config["variant"], "v7", "{config}");

@@ -63,6 +63,22 @@ pub fn platform_json(platform: &str) -> Value {
     }
 }
 
+/// `os/arch[/variant]` of every entry of an image index, in its order.
+pub fn index_platforms(index: &Value) -> Vec<String> {
+    let entries = index["manifests"].as_array().unwrap_or_else(|| panic!("not an image index: {index}"));
+    entries
+        .iter()
+        .map(|entry| {
+            let p = &entry["platform"];
+            [&p["os"], &p["architecture"], &p["variant"]]
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect()
+}
+
 /// Add a one-layer image for `platform` (`linux/arm/v7`) to the OCI layout at `dir`
 /// (created if needed) under `tag`, replacing an older `tag`; its manifest digest. Its
 /// layer holds `hello.txt` saying `hello from linux/arm/v7`.
